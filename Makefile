@@ -1,0 +1,47 @@
+# eccflow: every target creates the virtualenv on first use.
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+TORCH  ?= torch==2.13.0
+
+CODE     ?= BCH_n63_k45
+DECODER  ?= bp
+ITERS    ?= 5
+EBN0     ?= 4 5 6
+OUT      ?= results
+
+.PHONY: venv test eval bench bench-env clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+eval: $(VENV)/.installed
+	$(VENV)/bin/eccflow eval --code $(CODE) --decoder $(DECODER) --iters $(ITERS) --ebn0 $(EBN0) \
+		--json $(OUT)/$(CODE)_$(DECODER)$(ITERS).json --plot $(OUT)/$(CODE)_$(DECODER)$(ITERS).png
+
+# Peer-library environment for side-by-side benchmarks (sionna-no-rt, PyTorch-based).
+BENCH_VENV ?= .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q $(TORCH) sionna-no-rt==2.2.0
+	$(BENCH_VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+bench-env: $(BENCH_VENV)/.installed
+
+bench: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/bp_throughput.py --out benchmarks/results/bp_throughput.md
+
+clean:
+	rm -rf $(VENV) $(BENCH_VENV)

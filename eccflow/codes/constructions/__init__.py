@@ -1,0 +1,1 @@
+"""Code constructions; importing this package registers each family's names with the registry."""
