@@ -113,4 +113,6 @@ def get_code(name: str | Path | Code) -> Code:
     if isinstance(name, Code):
         return name
     _load_constructions()
-    return _cached(str(name).strip())
+    key = str(name).strip()
+    is_path = Path(key).suffix in _CODE_SUFFIXES or os.sep in key
+    return _cached(key if is_path else key.lower())

@@ -1,0 +1,114 @@
+"""``eccflow`` command line: ``codes list``, ``codes show NAME``, ``eval ...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from eccflow.errors import EccflowError
+
+
+def _codes_list(_: argparse.Namespace) -> None:
+    from eccflow.codes import get_code
+    from eccflow.codes.registry import constructions, shared_code_files
+
+    print(f"{'name':22s} {'family':9s} {'n':>5s} {'k':>5s} {'rows':>5s} {'rate':>6s}")
+    for name in sorted(shared_code_files(), key=str.lower):
+        code = get_code(name)
+        print(f"{code.name:22s} {code.family:9s} {code.n:5d} {code.k:5d} {code.num_checks:5d} {code.rate:6.3f}")
+    print("\nconstructions (name pattern, example):")
+    for c in constructions():
+        print(f"  {c.example:28s} {c.description}")
+
+
+def _codes_show(args: argparse.Namespace) -> None:
+    from eccflow.codes import get_code
+    from eccflow.codes.graph import girth
+    from eccflow.codes.spectra import spectral_signature
+
+    code = get_code(args.name)
+    info = code.summary()
+    info["girth"] = girth(code)
+    info["spectral_signature"] = [round(float(v), 4) for v in spectral_signature(code, 2)]
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        print(f"{key:20s} {value}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    import torch
+
+    from eccflow.codes import get_code
+    from eccflow.decoders.factory import build_classical_decoder
+    from eccflow.eval import evaluate, markdown_table, plot_curves, write_json
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    code = get_code(args.code)
+    decoder = build_classical_decoder(
+        args.decoder, code, iterations=args.iters, order=args.order,
+        normalization=args.normalization, offset=args.offset, early_stop=args.early_stop,
+    ).to(args.device)
+    label = f"{args.decoder}{args.order if args.decoder == 'osd' else args.iters}"
+    results = evaluate(
+        decoder, code, args.ebn0, min_frame_errors=args.min_frame_errors, max_frames=args.max_frames,
+        batch_size=args.batch_size, seed=args.seed, codewords=args.codewords, device=args.device,
+        progress=not args.quiet,
+    )
+    print(markdown_table(results, title=f"{code.name} ({code.n},{code.k}), {label}"))
+    stem = Path("results") / f"{code.name}_{label}"
+    json_path = write_json(results, args.json or stem.with_suffix(".json"), code=code.name, decoder=args.decoder,
+                           iterations=args.iters, order=args.order, seed=args.seed, codewords=args.codewords)
+    png_path = plot_curves({f"{code.name} {label}": results}, args.plot or stem.with_suffix(".png"), title=code.name)
+    print(f"wrote {json_path} and {png_path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="eccflow", description="Neural and classical channel decoders.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    codes = sub.add_parser("codes", help="list or describe codes").add_subparsers(dest="codes_command", required=True)
+    codes.add_parser("list", help="shared codes and constructions").set_defaults(func=_codes_list)
+    show = codes.add_parser("show", help="n, k, rate, degrees, girth, spectral signature")
+    show.add_argument("name", help="registry name, construction name or code file path")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_codes_show)
+
+    ev = sub.add_parser("eval", help="Monte-Carlo BER/FER of a classical decoder")
+    ev.add_argument("--code", required=True, help="registry name or code file path")
+    ev.add_argument("--decoder", required=True, choices=["bp", "minsum", "osd"])
+    ev.add_argument("--iters", type=int, default=5, help="message-passing iterations L")
+    ev.add_argument("--order", type=int, default=2, help="OSD order (0, 1, 2)")
+    ev.add_argument("--normalization", type=float, default=None, help="min-sum normalisation factor")
+    ev.add_argument("--offset", type=float, default=0.0, help="min-sum offset")
+    ev.add_argument("--early-stop", action="store_true", help="stop a word at zero syndrome")
+    ev.add_argument("--ebn0", type=float, nargs="*", required=True, help="Eb/N0 values in dB")
+    ev.add_argument("--min-frame-errors", type=int, default=100)
+    ev.add_argument("--max-frames", type=int, default=1_000_000)
+    ev.add_argument("--batch-size", type=float, default=10_000)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--codewords", choices=["random", "zero"], default="random")
+    ev.add_argument("--device", default="cpu")
+    ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ev.add_argument("--json", default=None, help="results JSON path (default results/<code>_<decoder>.json)")
+    ev.add_argument("--plot", default=None, help="BER/FER PNG path (default next to the JSON)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except EccflowError as err:
+        print(f"eccflow: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
