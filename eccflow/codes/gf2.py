@@ -102,5 +102,8 @@ def independent_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Matrix product over GF(2)."""
-    return (np.asarray(a, dtype=np.int64) @ np.asarray(b, dtype=np.int64) % 2).astype(np.uint8)
+    """Matrix product over GF(2), by float32 BLAS (exact: every partial sum stays below 2^24)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape[-1] >= 2**24:
+        raise ValueError(f"inner dimension {a.shape[-1]} too large for an exact float32 GF(2) product")
+    return np.remainder(a.astype(np.float32) @ b.astype(np.float32), 2).astype(np.uint8)

@@ -132,8 +132,9 @@ def cyclic_parity_check(h: np.ndarray, n: int) -> np.ndarray:
 def bch_code(m: int, t: int, primitive_poly: int | None = None) -> Code:
     """Primitive narrow-sense BCH code of length 2^m - 1 and designed distance 2t + 1.
 
-    ``primitive_poly`` (bit i = coefficient of x^i) overrides the default table entry; the code changes
-    only by a permutation of coordinates.
+    ``primitive_poly`` (bit i = coefficient of x^i) overrides the default table entry (the name then ends in
+    ``_p<poly>``); the code changes only by a permutation of coordinates. ``meta`` holds ``delta`` (designed
+    distance), g(x), h(x) and the primitive polynomial, coefficients lowest degree first.
     """
     if not isinstance(m, (int, np.integer)) or not 3 <= m <= 10:
         raise CodeFormatError(f"BCH: m must be an integer in 3..10 (n = 2^m - 1 = 7..1023), got {m!r}")
@@ -153,12 +154,13 @@ def bch_code(m: int, t: int, primitive_poly: int | None = None) -> Code:
     meta = {
         "m": int(m),
         "t": int(t),
-        "designed_distance": 2 * int(t) + 1,
+        "delta": 2 * int(t) + 1,
         "primitive_polynomial": [int(b) for b in np.binary_repr(field.poly)[::-1]],
         "generator_polynomial": g.tolist(),
         "parity_polynomial": h.tolist(),
     }
-    return Code(cyclic_parity_check(h, n), name=f"BCH_m{m}_t{t}", family="BCH", expected_k=k, meta=meta)
+    custom = "" if field.poly == PRIMITIVE_POLYNOMIALS[int(m)] else f"_p{field.poly}"
+    return Code(cyclic_parity_check(h, n), name=f"BCH_m{m}_t{t}{custom}", family="BCH", expected_k=k, meta=meta)
 
 
 def _build(match: re.Match[str]) -> Code:

@@ -75,7 +75,7 @@ def polar_code(n: int, k: int, order: str = "pw", design_ebn0_db: float = DEFAUL
         raise CodeFormatError(f"polar: n must be a power of two >= 2, got {n!r}")
     if not isinstance(k, (int, np.integer)) or not 0 < k < n:
         raise CodeFormatError(f"polar: k must be an integer with 0 < k < n = {n}, got {k!r}")
-    if not math.isfinite(design_ebn0_db):
+    if not isinstance(design_ebn0_db, (int, float, np.integer, np.floating)) or not math.isfinite(design_ebn0_db):
         raise ConfigError(f"polar: design_ebn0_db must be finite, got {design_ebn0_db!r}")
     m = int(n).bit_length() - 1
     ranked = reliability_order(m, order, design_ebn0_db, k / n)
