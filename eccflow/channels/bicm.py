@@ -19,11 +19,17 @@ from eccflow.errors import ConfigError
 
 
 def ebn0_db_to_n0(ebn0_db: float | torch.Tensor, rate: float, bits_per_symbol: int) -> float | torch.Tensor:
-    """Complex noise variance N0 = 1 / (R b 10^(EbN0_dB / 10)) for unit symbol energy; float or tensor like ``ebn0_db``."""
+    """Complex noise variance N0 = 1 / (R b 10^(EbN0_dB / 10)) for unit symbol energy.
+
+    Returns a float, or a tensor shaped like ``ebn0_db`` when that is a tensor.
+    """
     if not 0 < rate <= 1:
         raise ConfigError(f"code rate must lie in (0, 1], got {rate!r}")
     if isinstance(bits_per_symbol, bool) or not isinstance(bits_per_symbol, int) or bits_per_symbol < 1:
         raise ConfigError(f"bits_per_symbol must be a positive integer, got {bits_per_symbol!r}")
+    finite = bool(torch.isfinite(ebn0_db).all()) if isinstance(ebn0_db, torch.Tensor) else math.isfinite(ebn0_db)
+    if not finite:
+        raise ConfigError(f"Eb/N0 must be finite (dB), got {ebn0_db!r}")
     if isinstance(ebn0_db, torch.Tensor):
         n0 = 1.0 / (rate * bits_per_symbol * torch.pow(10.0, ebn0_db / 10.0))
     else:
@@ -35,7 +41,9 @@ def ebn0_db_to_n0(ebn0_db: float | torch.Tensor, rate: float, bits_per_symbol: i
 def complex_awgn(
     symbols: torch.Tensor, n0: float | torch.Tensor, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """y = x + w, w ~ CN(0, N0) (variance N0 / 2 per real dimension); x complex (...), n0 float or broadcastable tensor."""
+    """y = x + w, w ~ CN(0, N0) (N0 / 2 per real dimension); x complex (...), n0 float or a broadcastable tensor."""
+    if not torch.is_complex(symbols):
+        raise ConfigError(f"symbols must be a complex tensor, got dtype {symbols.dtype}")
     check_noise_variance(n0)
     noise = torch.randn(symbols.shape, generator=generator, device=symbols.device, dtype=symbols.dtype)
     scale = n0.to(symbols.real.dtype).sqrt() if isinstance(n0, torch.Tensor) else math.sqrt(n0)
@@ -75,7 +83,8 @@ class BICMChannel:
 
     When n is not a multiple of b = log2 M, the interleaved word is padded at its end with
     ceil(n / b) b - n uniformly random bits (drawn from the same generator) so that the last symbol is a
-    uniformly distributed point like every other; their LLRs are dropped. Call signature matches the
+    uniformly distributed point like every other; their LLRs are dropped. N0 is set from the code rate
+    alone (the filler's energy is not charged to Eb). Call signature matches the
     Monte-Carlo channel protocol ``channel(bits, ebn0_db, rate, generator) -> llr``.
     """
 

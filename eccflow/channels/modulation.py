@@ -84,7 +84,7 @@ def check_noise_variance(n0: float | torch.Tensor) -> None:
         raise ConfigError(f"noise variance N0 must be finite and > 0, got {n0!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Constellation:
     """A labelled constellation of M = 2^b points with unit average energy.
 
@@ -123,7 +123,9 @@ class Constellation:
         weights = 2 ** torch.arange(b - 1, -1, -1, device=bits.device)
         return self.points.to(bits.device)[(grouped * weights).sum(-1)]
 
-    def demap(self, y: torch.Tensor, n0: float | torch.Tensor, demapping: str | Demapping = Demapping.EXACT) -> torch.Tensor:
+    def demap(
+        self, y: torch.Tensor, n0: float | torch.Tensor, demapping: str | Demapping = Demapping.EXACT
+    ) -> torch.Tensor:
         """Received symbols y (..., N) complex -> bit-LLRs (..., N*b), positive means bit 0.
 
         Exact: LLR_j = lse_{X_j^0}(-|y-x|^2/N0) - lse_{X_j^1}(-|y-x|^2/N0); max-log replaces lse by max.
