@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from eccflow.codes import get_code
+from eccflow.eval.device import device_name
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.eval import evaluate, plot_curves
 
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--codes", nargs="*", default=list(PUBLISHED))
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -45,10 +46,10 @@ def main() -> None:
     for name in args.codes:
         code = get_code(name)
         for iters, published in PUBLISHED[name].items():
-            decoder = BeliefPropagationDecoder(code, iterations=iters, check_update="sum-product")
+            decoder = BeliefPropagationDecoder(code, iterations=iters, check_update="sum-product").to(args.device)
             results = evaluate(
                 decoder, code, EBN0, min_frame_errors=args.min_frame_errors, max_frames=args.max_frames,
-                batch_size=args.batch_size, seed=args.seed, progress=False,
+                batch_size=args.batch_size, seed=args.seed, device=args.device, progress=False,
             )
             curves[f"{name} BP{iters}"] = results
             for r, ref in zip(results, published):
@@ -62,8 +63,8 @@ def main() -> None:
         "# Sum-product BP vs the published baseline (-ln BER)",
         "",
         f"Command: `.venv/bin/python benchmarks/bp_reference.py --min-frame-errors {args.min_frame_errors} "
-        f"--max-frames {args.max_frames} --batch-size {args.batch_size} --seed {args.seed}`  ",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"--max-frames {args.max_frames} --batch-size {args.batch_size} --seed {args.seed} --device {args.device}`  ",
+        f"Machine: {device_name(args.device)}, torch {torch.__version__}, "
         f"{time.strftime('%Y-%m-%d')}. Random codewords, BER over all n bits, every stored row of H, "
         f"flooding schedule, no early stop. Intervals: Wilson 95% on the BER, mapped through -ln.",
         "",

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from eccflow.codes import get_code
+from eccflow.eval.device import device_name
 from eccflow.decoders.factory import build_classical_decoder
 from eccflow.eval import evaluate, plot_curves
 
@@ -30,6 +30,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default="benchmarks/results/osd_vs_bp")
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     code = get_code(args.code)
     out = Path(args.out)
@@ -37,10 +38,10 @@ def main() -> None:
     curves, rows = {}, []
     for kind, iters, order in ARMS:
         label = f"BP L={iters}" if kind == "bp" else f"OSD order {order}"
-        decoder = build_classical_decoder(kind, code, iterations=iters or 5, order=order if order is not None else 2)
+        decoder = build_classical_decoder(kind, code, iterations=iters or 5, order=order if order is not None else 2).to(args.device)
         start = time.perf_counter()
         results = evaluate(decoder, code, args.ebn0, min_frame_errors=args.min_frame_errors,
-                           max_frames=args.max_frames, batch_size=args.batch_size, seed=args.seed, progress=False)
+                           max_frames=args.max_frames, batch_size=args.batch_size, seed=args.seed, device=args.device, progress=False)
         curves[label] = results
         for r in results:
             rows.append({"decoder": label, **r.to_dict()})
@@ -54,8 +55,8 @@ def main() -> None:
         f"# OSD vs sum-product BP on {code.name} (-ln BER, Wilson 95% intervals)",
         "",
         f"Command: `.venv/bin/python benchmarks/osd_vs_bp.py --code {args.code} --min-frame-errors "
-        f"{args.min_frame_errors} --max-frames {args.max_frames} --seed {args.seed}`  ",
-        f"Machine: {platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+        f"{args.min_frame_errors} --max-frames {args.max_frames} --seed {args.seed} --device {args.device}`  ",
+        f"Machine: {device_name(args.device)}, torch {torch.__version__}, "
         f"{time.strftime('%Y-%m-%d')}. Random codewords; frames/s includes channel simulation.",
         "",
         "| decoder | Eb/N0 | -ln(BER) | 95% CI | FER | frames | frame errors | frames/s |",
