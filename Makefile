@@ -11,7 +11,11 @@ ITERS    ?= 5
 EBN0     ?= 4 5 6
 OUT      ?= results
 
-.PHONY: venv test eval bench bench-env clean
+PIPELINE  ?= neural_bp
+PROFILE   ?= quick
+OVERRIDES ?=
+
+.PHONY: venv test eval pipeline bench bench-env clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +33,10 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eccflow eval --code $(CODE) --decoder $(DECODER) --iters $(ITERS) --ebn0 $(EBN0) \
 		--json $(OUT)/$(CODE)_$(DECODER)$(ITERS).json --plot $(OUT)/$(CODE)_$(DECODER)$(ITERS).png
 
+pipeline: $(VENV)/.installed
+	$(VENV)/bin/eccflow pipeline --code $(CODE) --pipeline $(PIPELINE) --profile $(PROFILE) \
+		$(foreach o,$(OVERRIDES),--override $(o))
+
 # Peer-library environment for side-by-side benchmarks (sionna-no-rt, PyTorch-based).
 BENCH_VENV ?= .venv-bench
 $(BENCH_VENV)/.installed: pyproject.toml
@@ -45,3 +53,11 @@ bench: $(BENCH_VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV)
+
+# MLflow UI on the embedded store: http://127.0.0.1:5000 (runs logged by eccflow keep their artifacts
+# under mlruns/artifacts; --artifacts-destination serves uploads made through the UI's own server).
+.PHONY: ui
+ui: $(VENV)/.installed
+	mkdir -p mlruns
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
+		--backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --artifacts-destination $(CURDIR)/mlruns/artifacts

@@ -66,6 +66,14 @@ def _eval(args: argparse.Namespace) -> None:
     print(f"wrote {json_path} and {png_path}")
 
 
+def _pipeline(args: argparse.Namespace) -> None:
+    from eccflow.pipelines import run_pipeline
+
+    summary = run_pipeline(args.code, args.pipeline, args.profile, args.override)
+    stages = ", ".join(f"{name}: {'cached' if s['cached'] else 'ran'}" for name, s in summary["stages"].items())
+    print(f"pipeline {args.pipeline} on {args.code} done ({stages}); MLflow parent run {summary['parent_run_id']}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eccflow", description="Neural and classical channel decoders.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -97,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", default=None, help="BER/FER PNG path (default next to the JSON)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_eval)
+
+    pipe = sub.add_parser("pipeline", help="run a pipeline of stages (cached, resumable, tracked in MLflow)")
+    pipe.add_argument("--code", required=True)
+    pipe.add_argument("--pipeline", default="neural_bp", help="a file in conf/pipelines/")
+    pipe.add_argument("--profile", default="quick", help="a file in conf/profiles/")
+    pipe.add_argument("--override", action="append", default=[], help="key.sub=value (repeatable)")
+    pipe.set_defaults(func=_pipeline)
     return parser
 
 

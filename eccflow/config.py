@@ -1,0 +1,114 @@
+"""Config composition: ``conf/`` YAML files, one per code family, decoder, stage, pipeline, profile.
+
+A resolved config is built in this order (later wins, by deep merge):
+
+1. ``conf/defaults.yaml``                         seed, trainer, tracking, cache
+2. ``conf/codes/<family>.yaml``                   code-family defaults (training Eb/N0 range...)
+3. ``decoder:`` <- ``conf/decoders/<name>.yaml``  the pipeline names the decoder
+4. ``stages.<s>:`` <- ``conf/stages/<s>.yaml``    for each stage the pipeline lists
+5. ``conf/pipelines/<pipeline>.yaml``             pipeline-specific values
+6. ``conf/profiles/<profile>.yaml``               quick (CPU minutes) or paper budgets
+7. overrides ``a.b=c``                             values parsed as YAML
+
+Profiles and overrides may only set keys that already exist: a typo is an error before any work.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eccflow.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data
+
+
+def _available(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+def read_group(group: str, name: str) -> dict[str, Any]:
+    """``conf/<group>/<name>.yaml``, or a clear error listing the available names."""
+    path = CONF_DIR / group / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown {group[:-1] if group.endswith('s') else group} {name!r}; available: {_available(group)}")
+    return _read_yaml(path)
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any], strict: bool, where: str = "") -> dict[str, Any]:
+    """Merge ``update`` into a copy of ``base``; with ``strict`` every key must already exist."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        dotted = f"{where}{key}"
+        if strict and key not in out:
+            raise ConfigError(f"unknown config key {dotted!r}; known keys here: {sorted(out)}")
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value, strict, f"{dotted}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"stages.train.lr=3e-4"`` -> ``{"stages": {"train": {"lr": 3e-4}}}`` (value parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override {text!r} has an empty key part")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    nested: dict[str, Any] = {parts[-1]: value}
+    for part in reversed(parts[:-1]):
+        nested = {part: nested}
+    return nested
+
+
+def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The resolved config of ``pipeline`` on ``code`` under ``profile`` with ``overrides``."""
+    from eccflow.codes import get_code
+
+    code_obj = get_code(code)  # unknown code: clear error before anything else
+    pipe = read_group("pipelines", pipeline)
+    if "stages" not in pipe or not isinstance(pipe["stages"], list) or not pipe["stages"]:
+        raise ConfigError(f"pipeline {pipeline!r} must list its stages under 'stages:'")
+    cfg = _read_yaml(CONF_DIR / "defaults.yaml")
+    family_file = CONF_DIR / "codes" / f"{code_obj.family.lower()}.yaml"
+    cfg = deep_merge(cfg, _read_yaml(family_file if family_file.is_file() else CONF_DIR / "codes" / "default.yaml"), strict=False)
+    cfg["code"] = code_obj.name
+    cfg["family"] = code_obj.family
+    cfg["pipeline"] = pipeline
+    cfg["profile"] = profile
+    cfg["decoder"] = read_group("decoders", pipe.get("decoder", "neural_bp"))
+    cfg["stages"] = {}
+    for stage in pipe["stages"]:
+        cfg["stages"][stage] = read_group("stages", stage)
+    cfg["stage_order"] = list(pipe["stages"])
+    cfg = deep_merge(cfg, {k: v for k, v in pipe.items() if k not in ("stages", "decoder")}, strict=True)
+    cfg = deep_merge(cfg, read_group("profiles", profile), strict=True)
+    for text in overrides:
+        cfg = deep_merge(cfg, parse_override(text), strict=True)
+    return cfg
+
+
+def config_hash(*parts: Any) -> str:
+    """Stable short hash of JSON-serialisable parts (cache keys)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]

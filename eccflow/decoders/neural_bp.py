@@ -1,0 +1,65 @@
+"""Neural BP / neural min-sum (Nachmani et al. 2018; Lugosch & Gross 2017).
+
+The message-passing core of :mod:`eccflow.decoders.message_passing` with a learned multiplicative
+weight on every check-to-variable message, m_cv^(l) <- w^(l)_cv * m_cv^(l), shared as configured:
+
+* ``edge``: one weight per Tanner edge per iteration (L x E parameters);
+* ``check``: one weight per check node per iteration (L x m), w^(l)_cv = w^(l)_c;
+* ``iteration``: one weight per iteration (L), normalised min-sum with a learned schedule.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+import torch
+from torch import nn
+
+from eccflow.codes import Code
+from eccflow.decoders.message_passing import BeliefPropagationDecoder, CheckUpdate
+from eccflow.errors import ConfigError
+
+
+class WeightSharing(str, Enum):
+    EDGE = "edge"
+    CHECK = "check"
+    ITERATION = "iteration"
+
+
+class NeuralBPDecoder(BeliefPropagationDecoder):
+    """BP / min-sum with trainable check-message weights, (B, n) LLRs in, :class:`DecoderOutput` out."""
+
+    def __init__(
+        self,
+        code: Code,
+        iterations: int = 5,
+        check_update: str | CheckUpdate = CheckUpdate.SUM_PRODUCT,
+        weight_sharing: str | WeightSharing = WeightSharing.EDGE,
+        weight_init: float = 1.0,
+    ) -> None:
+        super().__init__(code, iterations=iterations, check_update=check_update)
+        try:
+            self.weight_sharing = WeightSharing(weight_sharing)
+        except ValueError:
+            raise ConfigError(
+                f"unknown weight_sharing {weight_sharing!r}; choose one of {[w.value for w in WeightSharing]}"
+            ) from None
+        width = {WeightSharing.EDGE: code.num_edges, WeightSharing.CHECK: code.num_checks, WeightSharing.ITERATION: 1}
+        self.weights = nn.Parameter(torch.full((iterations, width[self.weight_sharing]), float(weight_init)))
+
+    def check_weight(self, iteration: int) -> torch.Tensor:
+        w = self.weights[iteration]
+        if self.weight_sharing is WeightSharing.CHECK:
+            w = w.index_select(0, self.graph.edge_check)
+        return w.unsqueeze(1)  # (E or 1, 1), broadcast over the batch
+
+
+def build_decoder(code: Code, config: dict) -> nn.Module:
+    """A decoder network from its ``conf/decoders/*.yaml`` section."""
+    cfg = dict(config)
+    family = cfg.pop("family", None)
+    if family == "neural_bp":
+        try:
+            return NeuralBPDecoder(code, **cfg)
+        except TypeError as err:
+            raise ConfigError(f"decoder config for neural_bp: {err}") from None
+    raise ConfigError(f"unknown decoder family {family!r}; available: ['neural_bp']")

@@ -1,0 +1,108 @@
+"""Base LightningModule for decoders: one shared ``model_step``, Adam + cosine LR, per-SNR validation.
+
+The module receives a built network (``net``) and the config that rebuilds it (``net_config`` with
+``code``), so checkpoints reload without Lightning (:func:`load_decoder`). Validation dataloader i
+is Eb/N0 ``val_ebn0_db[i]``; it logs ``val/ber_4dB``, ``val/fer_4dB``, ``val/neg_ln_ber_4dB`` per
+Eb/N0 and the normalised validation error NVE = mean_s BER_net(s) / BER_baseline(s) (NWD paper,
+after Be'ery et al.) where the baseline is the classical decoder on the same validation words.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+
+from eccflow.decoders.base import DecoderOutput
+from eccflow.errors import ConfigError, EccflowError
+from eccflow.eval.metrics import BitErrorRate, FrameErrorRate
+
+
+def db_key(ebn0_db: float) -> str:
+    """Metric suffix for an Eb/N0: 4.0 -> '4dB', 4.5 -> '4.5dB'."""
+    return f"{ebn0_db:g}dB"
+
+
+class DecoderLitModule(L.LightningModule):
+    """Subclasses implement :meth:`model_step` (loss and decoder output for a batch)."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        net_config: dict[str, Any],
+        code: str,
+        val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0),
+        lr: float = 1e-2,
+        lr_min: float = 1e-4,
+        weight_decay: float = 0.0,
+        baseline: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        if not lr > 0 or not 0 <= lr_min <= lr:
+            raise ConfigError(f"need lr > 0 and 0 <= lr_min <= lr, got lr={lr}, lr_min={lr_min}")
+        self.save_hyperparameters(ignore=["net", "baseline"])
+        self.net = net
+        self.baseline = baseline
+        self.val_ebn0_db = [float(v) for v in val_ebn0_db]
+        self.val_ber = nn.ModuleList(BitErrorRate() for _ in self.val_ebn0_db)
+        self.val_fer = nn.ModuleList(FrameErrorRate() for _ in self.val_ebn0_db)
+        self.baseline_ber = nn.ModuleList(BitErrorRate() for _ in self.val_ebn0_db)
+        self._baseline_done = False
+
+    def forward(self, llr: torch.Tensor) -> DecoderOutput:
+        return self.net(llr)
+
+    def model_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, DecoderOutput]:
+        raise NotImplementedError
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _ = self.model_step(batch)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["llr"].shape[0])
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        loss, out = self.model_step(batch)
+        self.val_ber[dataloader_idx].update(out.bits, batch["bits"])
+        self.val_fer[dataloader_idx].update(out.bits, batch["bits"])
+        if self.baseline is not None and not self._baseline_done:
+            self.baseline_ber[dataloader_idx].update(self.baseline(batch["llr"]).bits, batch["bits"])
+
+    def on_validation_epoch_end(self) -> None:
+        ratios = []
+        for i, ebn0 in enumerate(self.val_ebn0_db):
+            ber, fer = float(self.val_ber[i].compute()), float(self.val_fer[i].compute())
+            key = db_key(ebn0)
+            self.log(f"val/ber_{key}", ber, add_dataloader_idx=False)
+            self.log(f"val/fer_{key}", fer, add_dataloader_idx=False)
+            self.log(f"val/neg_ln_ber_{key}", -math.log(max(ber, 1e-12)), add_dataloader_idx=False)
+            if self.baseline is not None:
+                base = float(self.baseline_ber[i].compute())
+                ratios.append(ber / max(base, 1e-12))
+            self.val_ber[i].reset()
+            self.val_fer[i].reset()
+        if self.baseline is not None:
+            self._baseline_done = True
+            self.log("val/nve", sum(ratios) / len(ratios), prog_bar=True, add_dataloader_idx=False)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        steps = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=self.hparams.lr_min)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A Lightning checkpoint as a dict, or a clear error if missing or corrupt."""
+    path = Path(path)
+    if not path.is_file():
+        raise EccflowError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for truncated / foreign files
+        raise EccflowError(f"checkpoint {path} is corrupt or not a torch checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:
+        raise EccflowError(f"checkpoint {path} is not an eccflow Lightning checkpoint (no state_dict / hyper_parameters)")
+    return ckpt

@@ -1,0 +1,155 @@
+"""The pipeline runner: composes stages into a DAG with cached, resumable stages, tracked in MLflow.
+
+A pipeline (``conf/pipelines/<name>.yaml``) lists stages in order; each stage consumes the outputs of
+the stages before it. A stage's outputs are cached under ``<cache root>/<stage>-<key>/`` where the key
+hashes (stage name, stage config, shared config, input artifact hashes, eccflow version). A finished
+stage writes ``DONE.json`` atomically (outputs + metrics); re-running finds it and skips the work. A
+stage killed mid-way leaves its checkpoints in the same folder and resumes from them on the next run.
+Every invocation is one MLflow parent run with one nested run per stage (cached ones tagged
+``cache=hit`` and carrying the cached metrics).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from eccflow import __version__
+from eccflow.codes import Code, get_code
+from eccflow.config import compose, config_hash
+from eccflow.errors import ConfigError
+
+SHARED_KEYS = ("code", "seed", "data", "decoder", "trainer")
+
+
+@dataclass
+class StageContext:
+    """What a stage function receives."""
+
+    name: str
+    config: dict[str, Any]
+    code: Code
+    inputs: dict[str, str]
+    out_dir: Path
+    run_id: str
+    tracking_uri: str
+    log: Callable[[str], None] = print
+
+    @property
+    def stage_config(self) -> dict[str, Any]:
+        return self.config["stages"][self.name]
+
+
+@dataclass
+class StageResult:
+    outputs: dict[str, str] = field(default_factory=dict)  # artifact name -> file path
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+StageFn = Callable[[StageContext], StageResult]
+STAGES: dict[str, StageFn] = {}
+
+
+def stage(name: str) -> Callable[[StageFn], StageFn]:
+    """Register a stage function under ``name``."""
+
+    def wrap(fn: StageFn) -> StageFn:
+        STAGES[name] = fn
+        return fn
+
+    return wrap
+
+
+def _load_stages() -> None:
+    import eccflow.pipelines.stages  # noqa: F401  (registers the stage functions)
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def default_cache_root() -> Path:
+    return Path(os.environ.get("ECCFLOW_CACHE_DIR", repo_root() / "mlruns" / "cache"))
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
+    """Cache key of a stage: its config, the shared config, its inputs' content, the package version."""
+    shared = {k: config.get(k) for k in SHARED_KEYS}
+    stage_cfg = {k: v for k, v in config["stages"][name].items() if k != "search_space"}
+    return config_hash(name, stage_cfg, shared, {k: file_digest(v) for k, v in sorted(inputs.items())}, __version__)
+
+
+def _write_done(path: Path, result: StageResult, key: str, run_id: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "run_id": run_id, "outputs": result.outputs, "metrics": result.metrics,
+                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
+    os.replace(tmp, path)  # atomic: a killed stage never leaves a half-written DONE
+
+
+def run_pipeline(
+    code: str,
+    pipeline: str = "neural_bp",
+    profile: str = "quick",
+    overrides: list[str] | tuple[str, ...] = (),
+    cache_root: str | Path | None = None,
+    tracking_uri: str | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run ``pipeline`` on ``code``; returns {stage: {"outputs", "metrics", "cached"}} and the parent run id."""
+    import mlflow
+
+    from eccflow.track import configure_mlflow, get_or_create_experiment, log_config, pipeline_run, stage_run, standard_tags
+
+    _load_stages()
+    config = compose(code, pipeline, profile, overrides)  # every config error surfaces here, before any work
+    unknown = [s for s in config["stage_order"] if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"pipeline {pipeline!r} lists unknown stages {unknown}; implemented: {sorted(STAGES)}")
+    code_obj = get_code(config["code"])
+    cache = Path(cache_root) if cache_root is not None else default_cache_root()
+    uri = configure_mlflow(tracking_uri)
+    experiment = config["tracking"]["experiment"]
+    get_or_create_experiment(experiment)
+    summary: dict[str, Any] = {"stages": {}}
+    tags = standard_tags(code=code_obj.name, family=config["decoder"].get("family", ""), stage="pipeline", profile=profile)
+    with pipeline_run(experiment, run_name=f"{pipeline}:{code_obj.name}", tags={**tags, "pipeline": pipeline}) as parent:
+        summary["parent_run_id"] = parent.info.run_id
+        log_config(config)
+        inputs: dict[str, str] = {}
+        for name in config["stage_order"]:
+            key = stage_key(name, config, inputs)
+            out_dir = cache / f"{name}-{key}"
+            out_dir.mkdir(parents=True, exist_ok=True)
+            done_file = out_dir / "DONE.json"
+            stage_tags = {**tags, "stage": name, "cache_key": key}
+            with stage_run(name, tags=stage_tags) as run:
+                if config["cache"]["enabled"] and done_file.is_file():
+                    done = json.loads(done_file.read_text())
+                    result = StageResult(outputs=done["outputs"], metrics=done["metrics"])
+                    mlflow.set_tags({"cache": "hit", "cached_from_run": done["run_id"]})
+                    if result.metrics:
+                        mlflow.log_metrics(result.metrics)
+                    log(f"[{name}] cached ({out_dir.name}), skipped")
+                    cached = True
+                else:
+                    mlflow.set_tag("cache", "miss")
+                    log(f"[{name}] running in {out_dir}")
+                    context = StageContext(name, config, code_obj, dict(inputs), out_dir, run.info.run_id, uri, log)
+                    result = STAGES[name](context)
+                    _write_done(done_file, result, key, run.info.run_id)
+                    cached = False
+            inputs.update(result.outputs)
+            summary["stages"][name] = {"outputs": result.outputs, "metrics": result.metrics, "cached": cached}
+    return summary

@@ -1,0 +1,58 @@
+"""``evaluate`` stage: Monte-Carlo -ln(BER) of the input model and the classical baselines.
+
+Logs ``neg_ln_ber_4dB`` / ``ber_4dB`` / ``fer_4dB`` per Eb/N0 for the model and ``<baseline>_...`` for
+each baseline, writes the table (JSON + markdown) and the BER/FER curves (PNG), and registers the
+model (aliases ``candidate`` / ``champion``) with the measured metrics.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import mlflow
+
+from eccflow.decoders.factory import build_classical_decoder
+from eccflow.eval import evaluate as monte_carlo
+from eccflow.eval import markdown_table, plot_curves, write_json
+from eccflow.lit import load_decoder
+from eccflow.pipelines.runner import StageContext, StageResult, stage
+
+LOADER = "eccflow.lit.neural_bp:load_decoder"
+
+
+def evaluation_kwargs(ctx: StageContext) -> dict:
+    st = ctx.stage_config
+    return dict(min_frame_errors=st["min_frame_errors"], max_frames=st["max_frames"], batch_size=st["batch_size"],
+                seed=ctx.config["seed"], codewords=st["codewords"], progress=False)
+
+
+@stage("evaluate")
+def evaluate(ctx: StageContext) -> StageResult:
+    from eccflow.track import point_metrics, register_checkpoint
+
+    st, dec = ctx.stage_config, ctx.config["decoder"]
+    checkpoint = ctx.inputs["checkpoint"]
+    model = load_decoder(checkpoint)
+    label = f"{dec['family']} L={dec['iterations']}"
+    curves = {label: monte_carlo(model, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))}
+    metrics = point_metrics(curves[label])
+    for name in st["baselines"]:
+        baseline = build_classical_decoder(name, ctx.code, iterations=dec["iterations"])
+        curves[f"{name} L={dec['iterations']}"] = results = monte_carlo(baseline, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))
+        metrics.update(point_metrics(results, prefix=f"{name}_"))
+    metrics["decoder_params"] = float(sum(p.numel() for p in model.parameters()))
+    tables = "\n".join(markdown_table(results, title=f"{ctx.code.name}: {name}") for name, results in curves.items())
+    ctx.log(tables)
+    (ctx.out_dir / "ber_table.md").write_text(tables)
+    (ctx.out_dir / "ber_table.json").write_text(json.dumps({k: [r.to_dict() for r in v] for k, v in curves.items()}, indent=2))
+    plot_curves(curves, ctx.out_dir / "ber_curves.png", title=ctx.code.name)
+    for name in ("ber_table.md", "ber_table.json", "ber_curves.png"):
+        mlflow.log_artifact(str(ctx.out_dir / name))
+    mlflow.log_metrics(metrics)
+    outputs = {"ber_table": str(ctx.out_dir / "ber_table.json")}
+    if ctx.config["tracking"]["register"]:
+        info = register_checkpoint(checkpoint, family=dec["family"], code=ctx.code.name, metrics=metrics,
+                                   champion_metric=ctx.config["tracking"]["champion_metric"], loader=LOADER)
+        (ctx.out_dir / "registered.json").write_text(json.dumps(dataclasses.asdict(info), default=str))
+        outputs["registered"] = str(ctx.out_dir / "registered.json")
+    return StageResult(outputs=outputs, metrics=metrics)

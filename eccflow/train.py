@@ -1,0 +1,78 @@
+"""Fit a decoder from a resolved config (used by the train stage, Optuna trials and the DDP test)."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from eccflow.codes import Code
+from eccflow.data import AWGNDataModule
+from eccflow.decoders.message_passing import BeliefPropagationDecoder
+from eccflow.decoders.neural_bp import build_decoder
+from eccflow.errors import ConfigError
+from eccflow.lit import NeuralBPLitModule, read_checkpoint
+
+
+def build_datamodule(code: Code, config: dict[str, Any]) -> AWGNDataModule:
+    d = config["data"]
+    return AWGNDataModule(code, d["train_ebn0_db"], batch_size=d["batch_size"], batches_per_epoch=d["batches_per_epoch"],
+                          codewords=d["codewords"], val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"],
+                          seed=config["seed"], num_workers=d["num_workers"])
+
+
+def build_lit_module(code: Code, config: dict[str, Any]) -> NeuralBPLitModule:
+    dec, st = config["decoder"], config["stages"]["train"]
+    net = build_decoder(code, dec)
+    baseline = BeliefPropagationDecoder(code, iterations=dec["iterations"], check_update=dec["check_update"])
+    return NeuralBPLitModule(net, dec, code.name, multiloss=st["multiloss"], val_ebn0_db=config["data"]["val_ebn0_db"],
+                             lr=float(st["lr"]), lr_min=float(st["lr_min"]), weight_decay=float(st["weight_decay"]),
+                             baseline=baseline)
+
+
+def fit(
+    code: Code,
+    config: dict[str, Any],
+    out_dir: Path,
+    logger: Any = False,
+    callbacks: Sequence[Callback] = (),
+    progress: bool = True,
+) -> tuple[Path, dict[str, float]]:
+    """Train; returns (path of the selected checkpoint copied to ``out_dir/model.ckpt``, summary metrics).
+
+    Checkpoints go to ``out_dir/checkpoints`` (best by ``stages.train.monitor`` and ``last``); when a
+    ``last.ckpt`` is already there (a killed run), training resumes from it.
+    """
+    st, tr = config["stages"]["train"], config["trainer"]
+    if st["monitor_mode"] not in ("min", "max"):
+        raise ConfigError(f"stages.train.monitor_mode must be 'min' or 'max', got {st['monitor_mode']!r}")
+    torch.manual_seed(config["seed"])
+    lit = build_lit_module(code, config)
+    datamodule = build_datamodule(code, config)
+    ckpt_dir = Path(out_dir) / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"], save_last=True)
+    trainer = L.Trainer(
+        accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
+        max_epochs=tr["max_epochs"], gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
+        logger=logger, callbacks=[checkpoint, *callbacks], default_root_dir=str(out_dir),
+        reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
+        log_every_n_steps=10,
+    )
+    last = ckpt_dir / "last.ckpt"
+    resumed_epoch = int(read_checkpoint(last)["epoch"]) + 1 if last.is_file() else 0
+    start = time.perf_counter()
+    trainer.fit(lit, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    seconds = time.perf_counter() - start
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
+    model = Path(out_dir) / "model.ckpt"
+    if trainer.is_global_zero:
+        shutil.copyfile(best, model)
+    metrics = {"train_seconds": seconds, "decoder_params": float(sum(p.numel() for p in lit.net.parameters())),
+               "resumed_from_epoch": float(resumed_epoch)}
+    if checkpoint.best_model_score is not None:
+        metrics[f"best_{st['monitor'].replace('/', '_')}"] = float(checkpoint.best_model_score)
+    return model, metrics

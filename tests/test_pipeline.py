@@ -1,0 +1,158 @@
+"""The pipeline runner end to end on a tiny config: errors first, MLflow runs, cache, resume, registry."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from conftest_mlflow import MlflowServer, mlflow_server  # noqa: F401  (fixture)
+from eccflow.errors import ConfigError, UnknownCodeError
+from eccflow.pipelines import run_pipeline
+from eccflow.pipelines.stages.evaluate import LOADER
+from eccflow.track import configure_mlflow, load_registered_decoder, point_metrics
+
+CODE = "BCH_n31_k16"
+TINY = [
+    "trainer.max_epochs=2", "data.batches_per_epoch=4", "data.batch_size=64", "data.val_frames=300",
+    "stages.evaluate.max_frames=3000", "stages.evaluate.batch_size=1500", "stages.evaluate.ebn0_db=[4.0, 5.0]",
+    "tracking.champion_metric=neg_ln_ber_5dB",
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("pipeline")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _isolated(store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/mlflow.db")
+    monkeypatch.setenv("ECCFLOW_CACHE_DIR", str(store / "cache"))
+    configure_mlflow()
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _runs(experiment: str = "eccflow") -> list:
+    exp = MlflowClient().get_experiment_by_name(experiment)
+    return [] if exp is None else MlflowClient().search_runs([exp.experiment_id])
+
+
+def test_errors_before_any_work(store: Path) -> None:
+    before = len(_runs())
+    with pytest.raises(UnknownCodeError, match="unknown code"):
+        run_pipeline("BCH_n31_k17", "neural_bp", overrides=TINY, log=_quiet)
+    with pytest.raises(ConfigError, match="unknown pipeline"):
+        run_pipeline(CODE, "nope", overrides=TINY, log=_quiet)
+    with pytest.raises(ConfigError, match="unknown config key 'stages.train.lrate'"):
+        run_pipeline(CODE, "neural_bp", overrides=[*TINY, "stages.train.lrate=0.1"], log=_quiet)
+    with pytest.raises(ConfigError, match="unknown profile"):
+        run_pipeline(CODE, "neural_bp", profile="fast", log=_quiet)
+    assert len(_runs()) == before  # nothing was started
+
+
+def test_runs_registry_and_cache(store: Path) -> None:
+    first = run_pipeline(CODE, "neural_bp", overrides=TINY, log=_quiet)
+    assert [s["cached"] for s in first["stages"].values()] == [False, False]
+    client = MlflowClient()
+    children = client.search_runs(
+        [client.get_run(first["parent_run_id"]).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{first['parent_run_id']}'",
+    )
+    by_stage = {r.data.tags["stage"]: r for r in children}
+    assert set(by_stage) == {"train", "evaluate"}
+    evaluate_run = by_stage["evaluate"]
+    for key in ("neg_ln_ber_4dB", "ber_5dB", "fer_4dB", "bp_neg_ln_ber_4dB", "decoder_params"):
+        assert key in evaluate_run.data.metrics
+    assert "train/loss_epoch" in by_stage["train"].data.metrics  # training curves from the Lightning logger
+    artifacts = {a.path for a in client.list_artifacts(evaluate_run.info.run_id)}
+    assert {"ber_curves.png", "ber_table.md", "ber_table.json"} <= artifacts
+    assert evaluate_run.data.tags["code"] == CODE and evaluate_run.data.tags["profile"] == "quick"
+
+    # Registry: the candidate alias loads back and re-evaluates to the logged numbers.
+    name = f"eccflow-neural_bp-{CODE}"
+    version = client.get_model_version_by_alias(name, "candidate")
+    assert version.tags["loader"] == LOADER
+    decoder = load_registered_decoder("neural_bp", CODE, alias="candidate")
+    from eccflow.codes import get_code
+    from eccflow.eval import evaluate
+
+    results = evaluate(decoder, get_code(CODE), [4.0, 5.0], max_frames=3000, batch_size=1500, min_frame_errors=100,
+                       seed=0, codewords="random", progress=False)
+    again = point_metrics(results)
+    for key, value in again.items():
+        assert evaluate_run.data.metrics[key] == pytest.approx(value)
+
+    # Same config again: both stages come from the cache, as nested runs tagged cache=hit.
+    start = time.perf_counter()
+    second = run_pipeline(CODE, "neural_bp", overrides=TINY, log=_quiet)
+    assert [s["cached"] for s in second["stages"].values()] == [True, True]
+    assert time.perf_counter() - start < 30
+    assert second["stages"]["evaluate"]["metrics"] == first["stages"]["evaluate"]["metrics"]
+    # An evaluate-only change reuses the trained model and re-runs evaluation.
+    third = run_pipeline(CODE, "neural_bp", overrides=[*TINY, "stages.evaluate.max_frames=1500"], log=_quiet)
+    assert [s["cached"] for s in third["stages"].values()] == [True, False]
+
+
+@pytest.mark.slow
+def test_resume_after_kill(store: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    overrides = ["trainer.max_epochs=12", "data.batches_per_epoch=6", "data.batch_size=64", "data.val_frames=300",
+                 "stages.evaluate.max_frames=1500", "stages.evaluate.batch_size=1500", "tracking.register=false"]
+    env = {**os.environ, "ECCFLOW_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "eccflow.cli", "pipeline", "--code", CODE]
+    for o in overrides:
+        cmd += ["--override", o]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        last = None
+        while time.time() < deadline and proc.poll() is None:
+            found = list(cache.glob("train-*/checkpoints/last.ckpt"))
+            if found:
+                last = found[0]
+                break
+            time.sleep(0.5)
+        assert last is not None, "training never wrote a checkpoint"
+        time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 mid-training
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    train_dir = last.parent.parent
+    assert not (train_dir / "DONE.json").exists()
+    os.environ["ECCFLOW_CACHE_DIR"] = str(cache)
+    try:
+        summary = run_pipeline(CODE, "neural_bp", overrides=overrides, log=_quiet)
+    finally:
+        os.environ.pop("ECCFLOW_CACHE_DIR")
+    train = summary["stages"]["train"]
+    assert not train["cached"] and train["metrics"]["resumed_from_epoch"] >= 1
+    assert (train_dir / "DONE.json").exists()
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_against_a_real_server(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server.url)
+    monkeypatch.setenv("ECCFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    summary = run_pipeline(CODE, "neural_bp", overrides=TINY, log=_quiet, tracking_uri=mlflow_server.url)
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    parent = client.get_run(summary["parent_run_id"])
+    children = client.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert {r.data.tags["stage"] for r in children} == {"train", "evaluate"}
+    evaluate_run = next(r for r in children if r.data.tags["stage"] == "evaluate")
+    assert evaluate_run.data.metrics["neg_ln_ber_4dB"] == pytest.approx(summary["stages"]["evaluate"]["metrics"]["neg_ln_ber_4dB"])
+    assert "ber_curves.png" in {a.path for a in client.list_artifacts(evaluate_run.info.run_id)}
+    assert client.get_model_version_by_alias(f"eccflow-neural_bp-{CODE}", "candidate") is not None
