@@ -46,7 +46,7 @@ class StageContext:
 
 @dataclass
 class StageResult:
-    outputs: dict[str, str] = field(default_factory=dict)  # artifact name -> file path
+    outputs: dict[str, str] = field(default_factory=dict)  # artifact name -> file path ("report": shown on cache hits)
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -142,6 +142,8 @@ def run_pipeline(
                     if result.metrics:
                         mlflow.log_metrics(result.metrics)
                     log(f"[{name}] cached ({out_dir.name}), skipped")
+                    if "report" in result.outputs and Path(result.outputs["report"]).is_file():
+                        log(Path(result.outputs["report"]).read_text())
                     cached = True
                 else:
                     mlflow.set_tag("cache", "miss")

@@ -49,7 +49,7 @@ def evaluate(ctx: StageContext) -> StageResult:
     for name in ("ber_table.md", "ber_table.json", "ber_curves.png"):
         mlflow.log_artifact(str(ctx.out_dir / name))
     mlflow.log_metrics(metrics)
-    outputs = {"ber_table": str(ctx.out_dir / "ber_table.json")}
+    outputs = {"ber_table": str(ctx.out_dir / "ber_table.json"), "report": str(ctx.out_dir / "ber_table.md")}
     if ctx.config["tracking"]["register"]:
         info = register_checkpoint(checkpoint, family=dec["family"], code=ctx.code.name, metrics=metrics,
                                    champion_metric=ctx.config["tracking"]["champion_metric"], loader=LOADER)
