@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -14,7 +15,7 @@ from eccflow.codes import Code
 from eccflow.data import AWGNDataModule
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.neural_bp import build_decoder
-from eccflow.errors import ConfigError
+from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import NeuralBPLitModule, read_checkpoint
 
 
@@ -32,6 +33,26 @@ def build_lit_module(code: Code, config: dict[str, Any]) -> NeuralBPLitModule:
     return NeuralBPLitModule(net, dec, code.name, multiloss=st["multiloss"], val_ebn0_db=config["data"]["val_ebn0_db"],
                              lr=float(st["lr"]), lr_min=float(st["lr_min"]), weight_decay=float(st["weight_decay"]),
                              baseline=baseline)
+
+
+def _resume_checkpoint(ckpt_dir: Path) -> Path | None:
+    """The checkpoint a killed run resumes from: ``last.ckpt``, else ``best.ckpt``, else none.
+
+    A checkpoint cut short by the kill is moved aside to ``*.corrupt`` (kept for inspection, never
+    deleted) with a warning, and the next candidate is tried.
+    """
+    for name in ("last.ckpt", "best.ckpt"):
+        path = ckpt_dir / name
+        if not path.is_file():
+            continue
+        try:
+            read_checkpoint(path)
+            return path
+        except EccflowError as err:
+            aside = path.with_suffix(f".corrupt-{int(time.time())}")
+            path.rename(aside)
+            warnings.warn(f"{err}; moved to {aside.name}, not resuming from it", stacklevel=2)
+    return None
 
 
 def fit(
@@ -62,12 +83,12 @@ def fit(
         reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
         log_every_n_steps=10,
     )
-    last = ckpt_dir / "last.ckpt"
-    resumed_epoch = int(read_checkpoint(last)["epoch"]) + 1 if last.is_file() else 0
+    resume = _resume_checkpoint(ckpt_dir)
+    resumed_epoch = int(read_checkpoint(resume)["epoch"]) + 1 if resume else 0
     start = time.perf_counter()
-    trainer.fit(lit, datamodule=datamodule, ckpt_path=str(last) if last.is_file() else None)
+    trainer.fit(lit, datamodule=datamodule, ckpt_path=str(resume) if resume else None)
     seconds = time.perf_counter() - start
-    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else last
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else ckpt_dir / "last.ckpt"
     model = Path(out_dir) / "model.ckpt"
     if trainer.is_global_zero:
         shutil.copyfile(best, model)

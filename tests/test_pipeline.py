@@ -13,9 +13,11 @@ import pytest
 from mlflow import MlflowClient
 
 from conftest_mlflow import MlflowServer, mlflow_server  # noqa: F401  (fixture)
-from eccflow.errors import ConfigError, UnknownCodeError
+from eccflow.errors import ConfigError, EccflowError, UnknownCodeError
+from eccflow.lit import read_checkpoint
 from eccflow.pipelines import run_pipeline
 from eccflow.pipelines.stages.evaluate import LOADER
+from eccflow.train import _resume_checkpoint
 from eccflow.track import configure_mlflow, load_registered_decoder, point_metrics
 
 CODE = "BCH_n31_k16"
@@ -104,10 +106,27 @@ def test_runs_registry_and_cache(store: Path) -> None:
     assert [s["cached"] for s in third["stages"].values()] == [True, False]
 
 
+def _readable(path: Path) -> bool:
+    try:
+        read_checkpoint(path)
+        return True
+    except EccflowError:
+        return False
+
+
+def test_half_written_checkpoint_is_set_aside(tmp_path: Path) -> None:
+    ckpt_dir = tmp_path / "checkpoints"
+    ckpt_dir.mkdir()
+    (ckpt_dir / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.warns(UserWarning, match="corrupt"):
+        assert _resume_checkpoint(ckpt_dir) is None
+    assert [p.name.split("-")[0] for p in ckpt_dir.iterdir()] == ["last.corrupt"]
+
+
 @pytest.mark.slow
 def test_resume_after_kill(store: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    overrides = ["trainer.max_epochs=12", "data.batches_per_epoch=6", "data.batch_size=64", "data.val_frames=300",
+    overrides = ["trainer.max_epochs=40", "data.batches_per_epoch=6", "data.batch_size=64", "data.val_frames=300",
                  "stages.evaluate.max_frames=1500", "stages.evaluate.batch_size=1500", "tracking.register=false"]
     env = {**os.environ, "ECCFLOW_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "eccflow.cli", "pipeline", "--code", CODE]
@@ -119,13 +138,13 @@ def test_resume_after_kill(store: Path, tmp_path: Path) -> None:
         last = None
         while time.time() < deadline and proc.poll() is None:
             found = list(cache.glob("train-*/checkpoints/last.ckpt"))
-            if found:
+            if found and _readable(found[0]):
                 last = found[0]
                 break
-            time.sleep(0.5)
+            time.sleep(0.02)
         assert last is not None, "training never wrote a checkpoint"
-        time.sleep(1.0)
-        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 mid-training
+        assert proc.poll() is None, "training finished before it could be killed"
+        os.killpg(proc.pid, signal.SIGKILL)  # kill -9 mid-training, possibly mid-write of last.ckpt
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
