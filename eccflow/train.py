@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from eccflow.codes import Code
 from eccflow.data import AWGNDataModule
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
+from eccflow.decoders.flops import flops_per_frame
 from eccflow.decoders.neural_bp import build_decoder
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import NeuralBPLitModule, read_checkpoint
@@ -93,6 +94,7 @@ def fit(
     if trainer.is_global_zero:
         shutil.copyfile(best, model)
     metrics = {"train_seconds": seconds, "decoder_params": float(sum(p.numel() for p in lit.net.parameters())),
+               "decoder_flops": float(flops_per_frame(lit.net, code.n)),
                "resumed_from_epoch": float(resumed_epoch)}
     if checkpoint.best_model_score is not None:
         metrics[f"best_{st['monitor'].replace('/', '_')}"] = float(checkpoint.best_model_score)

@@ -144,3 +144,22 @@ def test_bad_arguments():
         BeliefPropagationDecoder(code, 5, "sum-product", offset=0.5)
     with pytest.raises(ConfigError, match=r"shape \(B, 12\)"):
         BeliefPropagationDecoder(code, 5)(torch.zeros(3, 11))
+
+
+def test_flops_per_frame_counts_edges_and_iterations():
+    from eccflow.decoders.flops import flops_per_frame
+    from eccflow.decoders.neural_bp import NeuralBPDecoder
+
+    code = get_code("BCH_n31_k16")
+    e, n = code.num_edges, code.n
+    assert flops_per_frame(BeliefPropagationDecoder(code, iterations=5), n) == 5 * (16 * e + n) + n
+    assert flops_per_frame(BeliefPropagationDecoder(code, iterations=2, check_update="min-sum", offset=0.5), n) == 2 * (15 * e + n) + n
+    neural = NeuralBPDecoder(code, iterations=3)
+    assert flops_per_frame(neural, n) == 3 * (17 * e + n) + n
+
+
+def test_flops_of_a_dense_network_come_from_the_flop_counter():
+    from eccflow.decoders.flops import flops_per_frame
+
+    net = torch.nn.Sequential(torch.nn.Linear(31, 64), torch.nn.ReLU(), torch.nn.Linear(64, 31))
+    assert flops_per_frame(net, 31) == 2 * (31 * 64 + 64 * 31)

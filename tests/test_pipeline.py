@@ -74,7 +74,7 @@ def test_runs_registry_and_cache(store: Path) -> None:
     by_stage = {r.data.tags["stage"]: r for r in children}
     assert set(by_stage) == {"train", "evaluate"}
     evaluate_run = by_stage["evaluate"]
-    for key in ("neg_ln_ber_4dB", "ber_5dB", "fer_4dB", "bp_neg_ln_ber_4dB", "decoder_params"):
+    for key in ("neg_ln_ber_4dB", "ber_5dB", "fer_4dB", "bp_neg_ln_ber_4dB", "decoder_params", "decoder_flops"):
         assert key in evaluate_run.data.metrics
     assert "train/loss_epoch" in by_stage["train"].data.metrics  # training curves from the Lightning logger
     artifacts = {a.path for a in client.list_artifacts(evaluate_run.info.run_id)}

@@ -160,6 +160,19 @@ class BeliefPropagationDecoder(nn.Module):
         """Multiplicative weight on check messages at ``iteration``: a float or an (E, 1) tensor."""
         return self.normalization
 
+    def flops_per_frame(self) -> int:
+        """Arithmetic operations per decoded frame, L full iterations (no early stop).
+
+        Counted per edge and iteration: VN->CN subtraction 1, weight 1 (when learned or != 1),
+        CN->VN sum 1; check rule: sum-product 14 (two psi = ln tanh(x/2) of 4 each, sum, extrinsic
+        subtraction, negation, sign product 3, sign times magnitude), min-sum 11 (+2 with an
+        offset); per variable and iteration: the channel LLR addition; plus n hard decisions.
+        """
+        edges, n = self.graph.num_edges, self.graph.n
+        check = 14 if self.check_rule is CheckUpdate.SUM_PRODUCT else 11 + (2 if self.offset else 0)
+        weight = 1 if isinstance(self.check_weight(0), torch.Tensor) or self.normalization != 1.0 else 0
+        return self.iterations * (edges * (2 + weight + check) + n) + n
+
     def check_update(self, v2c: torch.Tensor) -> torch.Tensor:
         if self.check_rule is CheckUpdate.SUM_PRODUCT:
             return sum_product_check_update(self.graph, v2c)

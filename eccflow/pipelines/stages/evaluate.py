@@ -12,6 +12,7 @@ import json
 import mlflow
 
 from eccflow.decoders.factory import build_classical_decoder
+from eccflow.decoders.flops import flops_per_frame
 from eccflow.eval import evaluate as monte_carlo
 from eccflow.eval import markdown_table, plot_curves, write_json
 from eccflow.lit import load_decoder
@@ -41,6 +42,7 @@ def evaluate(ctx: StageContext) -> StageResult:
         curves[f"{name} L={dec['iterations']}"] = results = monte_carlo(baseline, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))
         metrics.update(point_metrics(results, prefix=f"{name}_"))
     metrics["decoder_params"] = float(sum(p.numel() for p in model.parameters()))
+    metrics["decoder_flops"] = float(flops_per_frame(model, ctx.code.n))
     tables = "\n".join(markdown_table(results, title=f"{ctx.code.name}: {name}") for name, results in curves.items())
     ctx.log(tables)
     (ctx.out_dir / "ber_table.md").write_text(tables)
