@@ -14,9 +14,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from eccflow.channels import awgn_llr
 from eccflow.codes import Code
 from eccflow.errors import ConfigError
+from eccflow.eval.montecarlo import Channel, bpsk_awgn_channel
 
 
 def stream_seed(seed: int, epoch: int, rank: int, worker: int) -> int:
@@ -61,17 +61,18 @@ def draw_words(code: Code, count: int, codewords: str, generator: torch.Generato
 
 
 class AWGNStream(IterableDataset):
-    """Endless batches ``{"llr": (B, n), "bits": (B, n), "ebn0_db": (B,)}`` over BPSK-AWGN.
+    """Endless batches ``{"llr": (B, n), "bits": (B, n), "ebn0_db": (B,)}`` over BPSK-AWGN (or ``channel``).
 
-    ``batches`` bounds one pass (an epoch) per rank; workers split it between them.
+    ``batches`` bounds one pass (an epoch) per rank; workers split it between them. ``channel`` follows the
+    Monte-Carlo protocol ``channel(bits, ebn0_db, rate, generator) -> llr`` (default BPSK-AWGN).
     """
 
     def __init__(self, code: Code, ebn0: EbN0Sampler, batch_size: int, batches: int, codewords: str, seed: int,
-                 epoch: int = 0, rank: int = 0) -> None:
+                 epoch: int = 0, rank: int = 0, channel: Channel = bpsk_awgn_channel) -> None:
         if batch_size < 1 or batches < 1:
             raise ConfigError(f"batch_size and batches_per_epoch must be positive, got {batch_size}, {batches}")
         self.code, self.ebn0, self.batch_size, self.batches = code, ebn0, batch_size, batches
-        self.codewords, self.seed, self.epoch, self.rank = codewords, seed, epoch, rank
+        self.codewords, self.seed, self.epoch, self.rank, self.channel = codewords, seed, epoch, rank, channel
         self.G = torch.as_tensor(code.G.copy(), dtype=torch.float32) if codewords == "random" else None
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -81,11 +82,12 @@ class AWGNStream(IterableDataset):
         for _ in range(worker, self.batches, workers):
             bits = draw_words(self.code, self.batch_size, self.codewords, generator, self.G)
             ebn0 = self.ebn0.sample(self.batch_size, generator)
-            _, llr = awgn_llr(bits, ebn0, self.code.rate, generator)
+            llr = self.channel(bits, ebn0, self.code.rate, generator)
             yield {"llr": llr, "bits": bits, "ebn0_db": ebn0}
 
 
-def fixed_stream(code: Code, ebn0_db: float, frames: int, batch_size: int, codewords: str, seed: int) -> list[dict[str, torch.Tensor]]:
+def fixed_stream(code: Code, ebn0_db: float, frames: int, batch_size: int, codewords: str, seed: int,
+                 channel: Channel = bpsk_awgn_channel) -> list[dict[str, torch.Tensor]]:
     """A reproducible list of batches at one Eb/N0 (validation / test)."""
     generator = torch.Generator().manual_seed(stream_seed(seed, -1, 0, int(round(ebn0_db * 1000))))
     G = torch.as_tensor(code.G.copy(), dtype=torch.float32) if codewords == "random" else None
@@ -94,7 +96,7 @@ def fixed_stream(code: Code, ebn0_db: float, frames: int, batch_size: int, codew
         count = min(batch_size, frames - start)
         bits = draw_words(code, count, codewords, generator, G)
         ebn0 = torch.full((count,), float(ebn0_db))
-        out.append({"llr": awgn_llr(bits, ebn0, code.rate, generator)[1], "bits": bits, "ebn0_db": ebn0})
+        out.append({"llr": channel(bits, ebn0, code.rate, generator), "bits": bits, "ebn0_db": ebn0})
     return out
 
 
@@ -102,14 +104,16 @@ class AWGNDataModule(L.LightningDataModule):
     """Training stream with per-sample Eb/N0 and fixed validation streams, one per ``val_ebn0_db``.
 
     Epoch ``e`` on rank ``r`` draws from seed (seed, e, r, worker); ``train_dataloader`` is rebuilt every
-    epoch (use ``reload_dataloaders_every_n_epochs=1``) so epochs never repeat samples.
+    epoch (use ``reload_dataloaders_every_n_epochs=1``) so epochs never repeat samples. ``channel``
+    replaces BPSK-AWGN (``BICMDataModule`` passes a BICM channel).
     """
 
     def __init__(self, code: Code, train_ebn0_db: Sequence[float] | float, batch_size: int = 128,
                  batches_per_epoch: int = 100, codewords: str = "zero", val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0),
-                 val_frames: int = 2000, val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0) -> None:
+                 val_frames: int = 2000, val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0,
+                 channel: Channel = bpsk_awgn_channel) -> None:
         super().__init__()
-        self.code = code
+        self.code, self.channel = code, channel
         self.train_ebn0 = EbN0Sampler.from_config(train_ebn0_db)
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
         if codewords not in ("zero", "random"):
@@ -125,11 +129,12 @@ class AWGNDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
         stream = AWGNStream(self.code, self.train_ebn0, self.batch_size, self.batches_per_epoch, self.codewords,
-                            self.seed, epoch, self.rank)
+                            self.seed, epoch, self.rank, self.channel)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
 
     def val_dataloader(self) -> list[DataLoader]:
         if self._val is None:
-            self._val = [fixed_stream(self.code, e, self.val_frames, self.val_batch_size, self.codewords, self.seed)
+            self._val = [fixed_stream(self.code, e, self.val_frames, self.val_batch_size, self.codewords, self.seed,
+                                      self.channel)
                          for e in self.val_ebn0_db]
         return [DataLoader(batches, batch_size=None) for batches in self._val]
