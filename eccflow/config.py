@@ -6,8 +6,10 @@ A resolved config is built in this order (later wins, by deep merge):
 2. ``conf/codes/<family>.yaml``                   code-family defaults (training Eb/N0 range...)
 3. ``decoder:`` <- ``conf/decoders/<name>.yaml``  the pipeline names the decoder
 4. ``stages.<s>:`` <- ``conf/stages/<s>.yaml``    for each stage the pipeline lists
-5. ``conf/pipelines/<pipeline>.yaml``             pipeline-specific values
-6. ``conf/profiles/<profile>.yaml``               quick (CPU minutes) or paper budgets
+5. ``conf/pipelines/<pipeline>.yaml``             pipeline-specific values (``stage_settings:``
+                                                  holds per-stage values, ``stages:`` the order)
+6. ``conf/profiles/<profile>.yaml``               quick (CPU minutes) or paper budgets, then the
+                                                  profile's ``pipelines.<pipeline>:`` section
 7. overrides ``a.b=c``                             values parsed as YAML
 
 Profiles and overrides may only set keys that already exist: a typo is an error before any work.
@@ -25,6 +27,7 @@ import yaml
 from eccflow.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+REPLACED_WHOLE = frozenset({"search_space"})  # a pipeline declares its own search space, not a patch of the default
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any], strict: bool, where
         dotted = f"{where}{key}"
         if strict and key not in out:
             raise ConfigError(f"unknown config key {dotted!r}; known keys here: {sorted(out)}")
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in REPLACED_WHOLE:
             out[key] = deep_merge(out[key], value, strict, f"{dotted}.")
         else:
             out[key] = copy.deepcopy(value)
@@ -99,10 +102,14 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     cfg["decoder"] = read_group("decoders", pipe.get("decoder", "neural_bp"))
     cfg["stages"] = {}
     for stage in pipe["stages"]:
-        cfg["stages"][stage] = read_group("stages", stage)
+        cfg["stages"][stage] = read_group("stages", stage.split(":", 1)[0])  # "evaluate:zeroshot" reads evaluate.yaml
     cfg["stage_order"] = list(pipe["stages"])
-    cfg = deep_merge(cfg, {k: v for k, v in pipe.items() if k not in ("stages", "decoder")}, strict=True)
-    cfg = deep_merge(cfg, read_group("profiles", profile), strict=True)
+    cfg = deep_merge(cfg, {k: v for k, v in pipe.items() if k not in ("stages", "decoder", "stage_settings")}, strict=True)
+    cfg["stages"] = deep_merge(cfg["stages"], pipe.get("stage_settings") or {}, strict=True, where="stages.")
+    prof = read_group("profiles", profile)
+    per_pipeline = prof.pop("pipelines", {}) or {}
+    cfg = deep_merge(cfg, prof, strict=True)
+    cfg = deep_merge(cfg, per_pipeline.get(pipeline, {}), strict=True)
     for text in overrides:
         cfg = deep_merge(cfg, parse_override(text), strict=True)
     return cfg

@@ -11,29 +11,45 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from eccflow.codes import Code
-from eccflow.data import AWGNDataModule
+from eccflow.codes import Code, get_code
+from eccflow.data import AWGNDataModule, MultiCodeDataModule
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.flops import flops_per_frame
-from eccflow.decoders.neural_bp import build_decoder
+from eccflow.decoders.factory import TRANSFORMER_FAMILIES, build_decoder
 from eccflow.errors import ConfigError, EccflowError
-from eccflow.lit import NeuralBPLitModule, read_checkpoint
+from eccflow.lit import DecoderLitModule, NeuralBPLitModule, TransformerLitModule, load_weights, read_checkpoint
 
 
-def build_datamodule(code: Code, config: dict[str, Any]) -> AWGNDataModule:
-    d = config["data"]
-    return AWGNDataModule(code, d["train_ebn0_db"], batch_size=d["batch_size"], batches_per_epoch=d["batches_per_epoch"],
-                          codewords=d["codewords"], val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"],
-                          seed=config["seed"], num_workers=d["num_workers"])
+def build_datamodule(code: Code, config: dict[str, Any], stage: str = "train") -> L.LightningDataModule:
+    """Single-code AWGN stream, or the code mixture when the stage lists ``codes`` (FECCT pretraining)."""
+    d, st = config["data"], config["stages"][stage]
+    common = dict(batch_size=d["batch_size"], batches_per_epoch=d["batches_per_epoch"], codewords=d["codewords"],
+                  val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"], seed=config["seed"], num_workers=d["num_workers"])
+    if st.get("codes"):
+        return MultiCodeDataModule(st["codes"], d["train_ebn0_db"], weights=st.get("weights"), **common)
+    return AWGNDataModule(code, d["train_ebn0_db"], **common)
 
 
-def build_lit_module(code: Code, config: dict[str, Any]) -> NeuralBPLitModule:
-    dec, st = config["decoder"], config["stages"]["train"]
+def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | Path | None = None,
+                     stage: str = "train") -> DecoderLitModule:
+    """The family's LightningModule around a freshly built network (weights from ``init_checkpoint`` if given).
+
+    The NVE baseline is BP with the decoder's own iterations, or ``stages.<stage>.baseline_iterations``
+    for decoders that do not iterate (transformers); a mixture gets one baseline per code.
+    """
+    dec, st = config["decoder"], config["stages"][stage]
     net = build_decoder(code, dec)
-    baseline = BeliefPropagationDecoder(code, iterations=dec["iterations"], check_update=dec["check_update"])
-    return NeuralBPLitModule(net, dec, code.name, multiloss=st["multiloss"], val_ebn0_db=config["data"]["val_ebn0_db"],
-                             lr=float(st["lr"]), lr_min=float(st["lr_min"]), weight_decay=float(st["weight_decay"]),
-                             baseline=baseline)
+    if init_checkpoint:
+        load_weights(net, init_checkpoint)
+    codes = [get_code(c) for c in st["codes"]] if st.get("codes") else [code]
+    baselines = {c.name: BeliefPropagationDecoder(c, iterations=int(dec.get("iterations", st["baseline_iterations"])),
+                                                  check_update=dec.get("check_update", "sum-product")) for c in codes}
+    common = dict(val_ebn0_db=config["data"]["val_ebn0_db"], lr=float(st["lr"]), lr_min=float(st["lr_min"]),
+                  weight_decay=float(st["weight_decay"]), baseline=baselines,
+                  val_codes=[c.name for c in codes] if st.get("codes") else None)
+    if dec["family"] in TRANSFORMER_FAMILIES:
+        return TransformerLitModule(net, dec, code.name, **common)
+    return NeuralBPLitModule(net, dec, code.name, multiloss=st["multiloss"], **common)
 
 
 def _resume_checkpoint(ckpt_dir: Path) -> Path | None:
@@ -63,23 +79,27 @@ def fit(
     logger: Any = False,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
+    init_checkpoint: str | Path | None = None,
+    stage: str = "train",
 ) -> tuple[Path, dict[str, float]]:
     """Train; returns (path of the selected checkpoint copied to ``out_dir/model.ckpt``, summary metrics).
 
     Checkpoints go to ``out_dir/checkpoints`` (best by ``stages.train.monitor`` and ``last``); when a
-    ``last.ckpt`` is already there (a killed run), training resumes from it.
+    ``last.ckpt`` is already there (a killed run), training resumes from it. ``init_checkpoint``
+    starts from trained weights (fine-tuning a pretrained backbone). ``stage`` names the config block
+    (``train``, ``pretrain``, ``finetune``) with the optimiser settings and an optional ``max_epochs``.
     """
-    st, tr = config["stages"]["train"], config["trainer"]
+    st, tr = config["stages"][stage], config["trainer"]
     if st["monitor_mode"] not in ("min", "max"):
-        raise ConfigError(f"stages.train.monitor_mode must be 'min' or 'max', got {st['monitor_mode']!r}")
+        raise ConfigError(f"stages.{stage}.monitor_mode must be 'min' or 'max', got {st['monitor_mode']!r}")
     torch.manual_seed(config["seed"])
-    lit = build_lit_module(code, config)
-    datamodule = build_datamodule(code, config)
+    lit = build_lit_module(code, config, init_checkpoint, stage)
+    datamodule = build_datamodule(code, config, stage)
     ckpt_dir = Path(out_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"], save_last=True)
     trainer = L.Trainer(
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
-        max_epochs=tr["max_epochs"], gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
+        max_epochs=int(st.get("max_epochs") or tr["max_epochs"]), gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
         logger=logger, callbacks=[checkpoint, *callbacks], default_root_dir=str(out_dir),
         reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
         log_every_n_steps=10,

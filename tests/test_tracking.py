@@ -147,8 +147,9 @@ def test_flatten_config() -> None:
     assert len(flat["notes"]) == 6000
     with pytest.raises(ConfigError, match="mapping"):
         flatten_config([1, 2])
+    assert flatten_config({"stages": {"evaluate:zeroshot": {"x": 1}}}) == {"stages.evaluate/zeroshot.x": "1"}
     with pytest.raises(ConfigError, match="not a valid MLflow key"):
-        flatten_config({"a:b": 1})
+        flatten_config({"a@b": 1})
     with pytest.raises(ConfigError, match="not a valid MLflow key"):
         flatten_config({"a": {"x/../y": 1}})
 

@@ -57,3 +57,25 @@ def girth(code_or_H: Code | np.ndarray) -> int | None:
             frontier, parent = neighbours, frontier[origin]
             depth += 1
     return None if best == np.inf else int(best)
+
+
+def tanner_distances(code: Code, max_distance: int) -> np.ndarray:
+    """Shortest-path distances between the n + m Tanner-graph nodes (variables first), capped.
+
+    Entry (i, j) is the number of edges on a shortest path, or ``max_distance + 1`` when the nodes
+    are farther apart (or disconnected). Breadth-first over all sources at once: the set reached
+    within d steps is the support of (I + A)^d, grown by one sparse product per step.
+    """
+    if max_distance < 0:
+        raise ValueError(f"max_distance must be >= 0, got {max_distance}")
+    H = sp.csr_matrix(code.H, dtype=np.float32)
+    A = sp.bmat([[None, H.T], [H, None]], format="csr")
+    size = A.shape[0]
+    distance = np.full((size, size), max_distance + 1, dtype=np.int16)
+    reached = np.eye(size, dtype=np.float32)
+    np.fill_diagonal(distance, 0)
+    for d in range(1, max_distance + 1):
+        grown = (reached + A @ reached) > 0
+        distance[grown & (reached == 0)] = d
+        reached = grown.astype(np.float32)
+    return distance

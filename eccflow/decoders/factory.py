@@ -44,3 +44,20 @@ def build_classical_decoder(
         offset=offset,
         early_stop=early_stop,
     )
+
+
+TRANSFORMER_FAMILIES = ("ecct", "fecct", "aecct")
+
+
+def build_decoder(code: Code, config: dict) -> nn.Module:
+    """A trainable decoder network from its ``decoder:`` config block (``family`` picks the class)."""
+    family = config.get("family")
+    if family == "neural_bp":
+        from eccflow.decoders.neural_bp import build_decoder as build_neural_bp
+
+        return build_neural_bp(code, config)
+    if family in TRANSFORMER_FAMILIES:
+        from eccflow.decoders.transformer import TransformerDecoder
+
+        return TransformerDecoder(code, config)
+    raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', *TRANSFORMER_FAMILIES]}")

@@ -4,7 +4,9 @@ The module receives a built network (``net``) and the config that rebuilds it (`
 ``code``), so checkpoints reload without Lightning (:func:`load_decoder`). Validation dataloader i
 is Eb/N0 ``val_ebn0_db[i]``; it logs ``val/ber_4dB``, ``val/fer_4dB``, ``val/neg_ln_ber_4dB`` per
 Eb/N0 and the normalised validation error NVE = mean_s BER_net(s) / BER_baseline(s) (NWD paper,
-after Be'ery et al.) where the baseline is the classical decoder on the same validation words.
+after Be'ery et al.) where the baseline is the classical decoder on the same validation words. A
+universal model validated on a code mixture gets one dataloader per (code, Eb/N0), metrics named
+``val/neg_ln_ber_<code>_4dB``, one baseline per code, and the NVE over all pairs.
 """
 from __future__ import annotations
 
@@ -38,18 +40,22 @@ class DecoderLitModule(L.LightningModule):
         lr: float = 1e-2,
         lr_min: float = 1e-4,
         weight_decay: float = 0.0,
-        baseline: nn.Module | None = None,
+        baseline: nn.Module | dict[str, nn.Module] | None = None,
+        val_codes: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if not lr > 0 or not 0 <= lr_min <= lr:
             raise ConfigError(f"need lr > 0 and 0 <= lr_min <= lr, got lr={lr}, lr_min={lr_min}")
         self.save_hyperparameters(ignore=["net", "baseline"])
         self.net = net
-        self.baseline = baseline
+        self.baselines = nn.ModuleDict(baseline if isinstance(baseline, dict) else {} if baseline is None else {code: baseline})
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
-        self.val_ber = nn.ModuleList(BitErrorRate() for _ in self.val_ebn0_db)
-        self.val_fer = nn.ModuleList(FrameErrorRate() for _ in self.val_ebn0_db)
-        self.baseline_ber = nn.ModuleList(BitErrorRate() for _ in self.val_ebn0_db)
+        # validation dataloader i <-> (code, Eb/N0); a mixture lists every (code, Eb/N0) pair, code-major
+        codes = list(val_codes) if val_codes else [None]
+        self.val_keys = [(c, e) for c in codes for e in self.val_ebn0_db]
+        self.val_ber = nn.ModuleList(BitErrorRate() for _ in self.val_keys)
+        self.val_fer = nn.ModuleList(FrameErrorRate() for _ in self.val_keys)
+        self.baseline_ber = nn.ModuleList(BitErrorRate() for _ in self.val_keys)
         self._baseline_done = False
 
     def forward(self, llr: torch.Tensor) -> DecoderOutput:
@@ -67,23 +73,24 @@ class DecoderLitModule(L.LightningModule):
         loss, out = self.model_step(batch)
         self.val_ber[dataloader_idx].update(out.bits, batch["bits"])
         self.val_fer[dataloader_idx].update(out.bits, batch["bits"])
-        if self.baseline is not None and not self._baseline_done:
-            self.baseline_ber[dataloader_idx].update(self.baseline(batch["llr"]).bits, batch["bits"])
+        baseline = self.baselines[batch.get("code", self.hparams.code)] if self.baselines else None
+        if baseline is not None and not self._baseline_done:
+            self.baseline_ber[dataloader_idx].update(baseline(batch["llr"]).bits, batch["bits"])
 
     def on_validation_epoch_end(self) -> None:
         ratios = []
-        for i, ebn0 in enumerate(self.val_ebn0_db):
+        for i, (code, ebn0) in enumerate(self.val_keys):
             ber, fer = float(self.val_ber[i].compute()), float(self.val_fer[i].compute())
-            key = db_key(ebn0)
+            key = db_key(ebn0) if code is None else f"{code}_{db_key(ebn0)}"
             self.log(f"val/ber_{key}", ber, add_dataloader_idx=False)
             self.log(f"val/fer_{key}", fer, add_dataloader_idx=False)
             self.log(f"val/neg_ln_ber_{key}", -math.log(max(ber, 1e-12)), add_dataloader_idx=False)
-            if self.baseline is not None:
+            if self.baselines:
                 base = float(self.baseline_ber[i].compute())
                 ratios.append(ber / max(base, 1e-12))
             self.val_ber[i].reset()
             self.val_fer[i].reset()
-        if self.baseline is not None:
+        if self.baselines:
             self._baseline_done = True
             self.log("val/nve", sum(ratios) / len(ratios), prog_bar=True, add_dataloader_idx=False)
 
@@ -99,8 +106,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise EccflowError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights-only unpickling: a checkpoint can never run code on load
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated / foreign files
         raise EccflowError(f"checkpoint {path} is corrupt or not a torch checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "hyper_parameters" not in ckpt:

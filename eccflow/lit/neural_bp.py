@@ -5,17 +5,15 @@ Loss = (1/L) sum_l BCE(sigmoid(-L_v^(l)), x_v) over the posteriors L^(l) of ever
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eccflow.codes import get_code
 from eccflow.decoders.base import DecoderOutput
-from eccflow.decoders.neural_bp import build_decoder
-from eccflow.lit.base import DecoderLitModule, read_checkpoint
+from eccflow.lit.base import DecoderLitModule
+from eccflow.lit.checkpoint import load_decoder  # noqa: F401  (registered models name this loader)
 
 
 class NeuralBPLitModule(DecoderLitModule):
@@ -29,13 +27,3 @@ class NeuralBPLitModule(DecoderLitModule):
         target = batch["bits"].unsqueeze(0).expand_as(posteriors)
         loss = F.binary_cross_entropy_with_logits(-posteriors, target)
         return loss, out
-
-
-def load_decoder(checkpoint_path: str | Path) -> nn.Module:
-    """Rebuild the trained decoder network from a Lightning checkpoint (no Trainer needed)."""
-    ckpt = read_checkpoint(checkpoint_path)
-    hp = ckpt["hyper_parameters"]
-    net = build_decoder(get_code(hp["code"]), hp["net_config"])
-    state = {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
-    net.load_state_dict(state)
-    return net.eval()

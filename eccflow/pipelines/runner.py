@@ -52,16 +52,24 @@ class StageResult:
 
 StageFn = Callable[[StageContext], StageResult]
 STAGES: dict[str, StageFn] = {}
+CODE_INDEPENDENT: set[str] = set()  # stages whose output does not depend on CODE (cached across codes)
 
 
-def stage(name: str) -> Callable[[StageFn], StageFn]:
-    """Register a stage function under ``name``."""
+def stage(name: str, code_independent: bool = False) -> Callable[[StageFn], StageFn]:
+    """Register a stage function under ``name``; a pipeline may list it as ``name`` or ``name:label``."""
 
     def wrap(fn: StageFn) -> StageFn:
         STAGES[name] = fn
+        if code_independent:
+            CODE_INDEPENDENT.add(name)
         return fn
 
     return wrap
+
+
+def stage_function(name: str) -> str:
+    """``evaluate:zeroshot`` -> ``evaluate`` (the function and the YAML file of a labelled stage)."""
+    return name.split(":", 1)[0]
 
 
 def _load_stages() -> None:
@@ -86,7 +94,8 @@ def file_digest(path: str | Path) -> str:
 
 def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
     """Cache key of a stage: its config, the shared config, its inputs' content, the package version."""
-    shared = {k: config.get(k) for k in SHARED_KEYS}
+    keys = [k for k in SHARED_KEYS if not (k == "code" and stage_function(name) in CODE_INDEPENDENT)]
+    shared = {k: config.get(k) for k in keys}
     stage_cfg = {k: v for k, v in config["stages"][name].items() if k != "search_space"}
     return config_hash(name, stage_cfg, shared, {k: file_digest(v) for k, v in sorted(inputs.items())}, __version__)
 
@@ -114,7 +123,7 @@ def run_pipeline(
 
     _load_stages()
     config = compose(code, pipeline, profile, overrides)  # every config error surfaces here, before any work
-    unknown = [s for s in config["stage_order"] if s not in STAGES]
+    unknown = [s for s in config["stage_order"] if stage_function(s) not in STAGES]
     if unknown:
         raise ConfigError(f"pipeline {pipeline!r} lists unknown stages {unknown}; implemented: {sorted(STAGES)}")
     code_obj = get_code(config["code"])
@@ -130,7 +139,7 @@ def run_pipeline(
         inputs: dict[str, str] = {}
         for name in config["stage_order"]:
             key = stage_key(name, config, inputs)
-            out_dir = cache / f"{name}-{key}"
+            out_dir = cache / f"{name.replace(':', '_')}-{key}"
             out_dir.mkdir(parents=True, exist_ok=True)
             done_file = out_dir / "DONE.json"
             stage_tags = {**tags, "stage": name, "cache_key": key}
@@ -149,7 +158,7 @@ def run_pipeline(
                     mlflow.set_tag("cache", "miss")
                     log(f"[{name}] running in {out_dir}")
                     context = StageContext(name, config, code_obj, dict(inputs), out_dir, run.info.run_id, uri, log)
-                    result = STAGES[name](context)
+                    result = STAGES[stage_function(name)](context)
                     _write_done(done_file, result, key, run.info.run_id)
                     cached = False
             inputs.update(result.outputs)

@@ -196,14 +196,15 @@ def _param_value(value: Any) -> str:
 
 def flatten_config(cfg: Mapping[str, Any]) -> dict[str, str]:
     """Dotted keys -> string values: lists as JSON, None/bool/numbers as JSON scalars, long values cut
-    to MLflow's 6000 characters (ending in ``...``); an empty mapping becomes ``"{}"``."""
+    to MLflow's 6000 characters (ending in ``...``); an empty mapping becomes ``"{}"``; ``:`` in a
+    key (a labelled stage) becomes ``/``."""
     if not isinstance(cfg, Mapping):
         raise ConfigError(f"a config must be a mapping, got {type(cfg).__name__}")
     flat: dict[str, str] = {}
 
     def walk(node: Mapping[Any, Any], prefix: str) -> None:
         for key, value in node.items():
-            name = str(key)
+            name = str(key).replace(":", "/")  # labelled stage instances: "evaluate:zeroshot" -> "evaluate/zeroshot"
             if not name:
                 raise ConfigError(f"empty key in the config under {prefix.rstrip('.') or 'the top level'!r}")
             dotted = prefix + name

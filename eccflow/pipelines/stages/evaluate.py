@@ -18,7 +18,7 @@ from eccflow.eval import markdown_table, plot_curves, write_json
 from eccflow.lit import load_decoder
 from eccflow.pipelines.runner import StageContext, StageResult, stage
 
-LOADER = "eccflow.lit.neural_bp:load_decoder"
+LOADER = "eccflow.lit.checkpoint:load_decoder"
 
 
 def evaluation_kwargs(ctx: StageContext) -> dict:
@@ -33,13 +33,14 @@ def evaluate(ctx: StageContext) -> StageResult:
 
     st, dec = ctx.stage_config, ctx.config["decoder"]
     checkpoint = ctx.inputs["checkpoint"]
-    model = load_decoder(checkpoint)
-    label = f"{dec['family']} L={dec['iterations']}"
+    model = load_decoder(checkpoint, code=ctx.code)  # a universal model decodes CODE whatever it was trained on
+    iterations = int(dec.get("iterations", st["baseline_iterations"]))
+    label = f"{dec['family']} L={dec['iterations']}" if "iterations" in dec else f"{dec['family']} N={dec['layers']} d={dec['d_model']}"
     curves = {label: monte_carlo(model, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))}
     metrics = point_metrics(curves[label])
     for name in st["baselines"]:
-        baseline = build_classical_decoder(name, ctx.code, iterations=dec["iterations"])
-        curves[f"{name} L={dec['iterations']}"] = results = monte_carlo(baseline, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))
+        baseline = build_classical_decoder(name, ctx.code, iterations=iterations)
+        curves[f"{name} L={iterations}"] = results = monte_carlo(baseline, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))
         metrics.update(point_metrics(results, prefix=f"{name}_"))
     metrics["decoder_params"] = float(sum(p.numel() for p in model.parameters()))
     metrics["decoder_flops"] = float(flops_per_frame(model, ctx.code.n))
@@ -52,7 +53,7 @@ def evaluate(ctx: StageContext) -> StageResult:
         mlflow.log_artifact(str(ctx.out_dir / name))
     mlflow.log_metrics(metrics)
     outputs = {"ber_table": str(ctx.out_dir / "ber_table.json"), "report": str(ctx.out_dir / "ber_table.md")}
-    if ctx.config["tracking"]["register"]:
+    if ctx.config["tracking"]["register"] and st["register"]:
         info = register_checkpoint(checkpoint, family=dec["family"], code=ctx.code.name, metrics=metrics,
                                    champion_metric=ctx.config["tracking"]["champion_metric"], loader=LOADER)
         (ctx.out_dir / "registered.json").write_text(json.dumps(dataclasses.asdict(info), default=str))

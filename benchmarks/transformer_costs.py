@@ -1,0 +1,128 @@
+"""Transformer decoder costs: mask sparsity, FLOPs per frame, dense vs sparse attention, throughput.
+
+    .venv/bin/python benchmarks/transformer_costs.py [--quick] [--out benchmarks/results/transformer_costs.md]
+
+1. For every shared code: tokens N = n + m, fraction of query-key products the ECCT mask (Tanner
+   distance <= 2) and AECCT's head-partitioned attention (half the heads on each ring) avoid
+   (AECCT Fig. 5 analogue); FLOPs per decoded frame of FECCT N=6, d=128 from torch's FLOP counter
+   (dense attention, i.e. what a masked dense implementation pays; SAP Table 1 "Full" analogue),
+   and its parameter count (the same for every code).
+2. Dense masked vs sparse (edge-list) attention: forward time of one ECCT block per code size,
+   which sets ``SPARSE_MIN_TOKENS`` for ``impl: auto``.
+3. Inference throughput (frames/s) of ECCT N=2/d=32 and N=6/d=128 on BCH(63,45) and LDPC(121,60),
+   dense vs sparse, measured side by side (median of repeats, ``torch.inference_mode``).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from eccflow.codes import get_code
+from eccflow.codes.registry import shared_code_files
+from eccflow.decoders.flops import flops_per_frame
+from eccflow.decoders.transformer import TransformerDecoder
+
+FECCT_PAPER = dict(layers=6, d_model=128, heads=8, embedding="type", bias="distance", max_distance=2, output="shared")
+ECCT_SMALL = dict(layers=2, d_model=32, heads=8)
+ECCT_PAPER = dict(layers=6, d_model=128, heads=8)
+
+
+def median_seconds(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def sparsity_table(names: list[str]) -> list[str]:
+    lines = ["## 1. Mask sparsity and FLOPs per frame (FECCT N=6, d=128)", "",
+             "| code | n | m | tokens N | ECCT mask: products avoided | HPSA: products avoided | FECCT FLOPs/frame (dense) | FECCT params |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in names:
+        code = get_code(name)
+        model = TransformerDecoder(code, FECCT_PAPER).eval()
+        distance = model.graph.distance
+        tokens = distance.shape[0]
+        ecct = float((distance <= 2).float().mean())
+        first = float(((distance == 0) | (distance == 1)).float().mean())
+        second = float(((distance == 0) | (distance == 2)).float().mean())
+        hpsa = (first + second) / 2  # half the heads on each ring
+        flops = flops_per_frame(model, code.n)
+        params = sum(p.numel() for p in model.parameters())
+        lines.append(f"| {code.name} | {code.n} | {code.num_checks} | {tokens} | {1 - ecct:.1%} | {1 - hpsa:.1%} | "
+                     f"{flops / 1e6:,.1f} M | {params:,} |")
+    return lines
+
+
+def impl_table(names: list[str], batch: int, repeats: int) -> list[str]:
+    lines = ["## 2. Dense masked vs sparse attention (one ECCT block, d=32, 8 heads, forward)", "",
+             f"batch {batch}; median of {repeats}; ratio > 1 means sparse is faster.", "",
+             "| code | tokens N | kept pairs | dense ms | sparse ms | dense/sparse |", "|---|---:|---:|---:|---:|---:|"]
+    for name in names:
+        code = get_code(name)
+        model = TransformerDecoder(code, {**ECCT_SMALL, "layers": 1}).eval()
+        llr = 2 * torch.randn(batch, code.n)
+        with torch.inference_mode():
+            x = model.embed(llr, model.graph)
+            block, distance = model.blocks[0], model.graph.distance
+            dense = median_seconds(lambda: block(x, distance, "dense"), repeats)
+            sparse = median_seconds(lambda: block(x, distance, "sparse"), repeats)
+        kept = float((distance <= 2).float().mean())
+        lines.append(f"| {code.name} | {distance.shape[0]} | {kept:.1%} | {1e3 * dense:.1f} | {1e3 * sparse:.1f} | {dense / sparse:.2f} |")
+    return lines
+
+
+def throughput_table(batch: int, repeats: int) -> list[str]:
+    lines = ["## 3. Inference throughput (frames/s)", "", f"batch {batch}; median of {repeats}.", "",
+             "| code | model | dense frames/s | sparse frames/s | sparse/dense |", "|---|---|---:|---:|---:|"]
+    for name in ("BCH_n63_k45", "LDPC_n121_k60"):
+        code = get_code(name)
+        llr = 2 * torch.randn(batch, code.n)
+        for label, arch in (("ECCT N=2 d=32", ECCT_SMALL), ("ECCT N=6 d=128", ECCT_PAPER)):
+            fps = {}
+            for impl in ("dense", "sparse"):
+                model = TransformerDecoder(code, {**arch, "impl": impl}).eval()
+                with torch.inference_mode():
+                    fps[impl] = batch / median_seconds(lambda: model(llr), repeats)
+            lines.append(f"| {code.name} | {label} | {fps['dense']:,.0f} | {fps['sparse']:,.0f} | {fps['sparse'] / fps['dense']:.2f} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="benchmarks/results/transformer_costs.md")
+    parser.add_argument("--quick", action="store_true", help="a few codes, small batches")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    shared = sorted(shared_code_files(), key=str.lower)
+    impl_codes = ["BCH_n31_k16", "BCH_n63_k45", "LDPC_n121_k60", "BCH_n255_k207", "POLAR_n512_k256", "LDPC_n648_k486",
+                  "nr5g_bg2_z20", "POLAR_n1024_k512"]
+    batch, repeats = (32, 2) if args.quick else (256, 5)
+    if args.quick:
+        shared, impl_codes = shared[:4], impl_codes[:3]
+    started = datetime.datetime.now(datetime.timezone.utc)
+    lines = ["# Transformer decoder costs", "",
+             f"- Date: {started:%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+             f"{args.threads} threads",
+             f"- Command: `.venv/bin/python benchmarks/transformer_costs.py{' --quick' if args.quick else ''}`", ""]
+    lines += sparsity_table(shared) + [""]
+    lines += impl_table(impl_codes, batch if not args.quick else 8, repeats) + [""]
+    lines += throughput_table(batch, repeats) + [""]
+    text = "\n".join(lines)
+    print(text)
+    Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()

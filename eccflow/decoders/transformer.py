@@ -1,0 +1,232 @@
+"""ECCT, FECCT and AECCT: transformer decoders over Tanner-graph tokens (one backbone, three presets).
+
+Tokens (N = n + m, every stored row of H is a check token; LLR sign convention: positive = bit 0):
+
+    h(llr) = [|llr_1| .. |llr_n|, 1 - 2 s_1 .. 1 - 2 s_m],  s = H bin(llr) mod 2,  bin(x) = 1[x < 0]
+
+(the ECCT paper feeds |y|; the LLR 2y/sigma^2 carries the same sign and adds the channel reliability).
+Token embedding x_i = h_i * e_i (+ spectral positional encoding), then ``layers`` encoder blocks with
+code-aware attention (see :mod:`eccflow.nn.attention`), a final LayerNorm and an output head giving one
+logit f_v per variable: the predicted multiplicative noise, i.e. the log-odds that the hard decision
+of llr_v is wrong. Training target: bin(llr_v) XOR x_v. Decision x_hat = bin(llr) XOR 1[f > 0]; the
+posterior LLR is -sign(llr_v) f_v.
+
+Presets (``conf/decoders/*.yaml``):
+
+* ECCT (Choukroun & Wolf): ``embedding=position`` (one vector per token), ``bias=mask``,
+  ``output=projection`` (d -> 1 per token, then N -> n), pre-LN, GELU.
+* FECCT (universal): ``embedding=type`` (one vector per token type), ``bias=distance`` (learned per
+  head and Tanner distance 0..D_max), ``output=shared`` (d -> 1 on variable tokens): no parameter
+  depends on n, k or H, so one set of weights decodes any code.
+* AECCT: ``rings=true`` (head-partitioned attention), ``spe_dim>0`` (Laplacian eigenvectors and
+  eigenvalues of the Tanner graph, projected and concatenated to the token embedding), post-LN, ReLU.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from eccflow.codes import Code
+from eccflow.codes.graph import tanner_distances
+from eccflow.codes.spectra import laplacian_eigenpairs
+from eccflow.decoders.base import DecoderOutput
+from eccflow.errors import ConfigError
+from eccflow.nn import AttentionBias, AttentionImpl, EncoderBlock
+
+
+class Embedding(str, Enum):
+    POSITION = "position"
+    TYPE = "type"
+
+
+class OutputHead(str, Enum):
+    PROJECTION = "projection"
+    SHARED = "shared"
+
+
+SPARSE_MIN_TOKENS = 512  # ``impl="auto"``: sparse attention from this many tokens on (benchmarks/attention_impl.md)
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Architecture hyper-parameters (the ``decoder:`` block of the config, minus family keys)."""
+
+    layers: int = 2
+    d_model: int = 32
+    heads: int = 8
+    d_ff: int = 0  # 0 -> 4 d_model
+    embedding: str = "position"
+    bias: str = "mask"
+    max_distance: int = 2
+    rings: bool = False
+    spe_dim: int = 0
+    spe_width: int = 0  # embedding channels for the spectral encoding; 0 -> d_model // 4 when spe_dim > 0
+    norm: str = "pre"
+    activation: str = "gelu"
+    dropout: float = 0.0
+    output: str = "projection"
+    impl: str = "auto"
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
+        known = {f.name for f in fields(cls)}
+        extra = sorted(set(values) - known - {"family", "name"})
+        if extra:
+            raise ConfigError(f"unknown transformer decoder keys {extra}; known: {sorted(known)}")
+        config = cls(**{k: v for k, v in values.items() if k in known})
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.layers < 1 or self.d_model < 1 or self.heads < 1:
+            raise ConfigError(f"layers, d_model and heads must be positive, got {self.layers}, {self.d_model}, {self.heads}")
+        for name, enum in (("embedding", Embedding), ("bias", AttentionBias), ("output", OutputHead)):
+            value = getattr(self, name)
+            if value not in {e.value for e in enum}:
+                raise ConfigError(f"decoder.{name} must be one of {[e.value for e in enum]}, got {value!r}")
+        if self.impl not in ("auto", "dense", "sparse"):
+            raise ConfigError(f"decoder.impl must be auto, dense or sparse, got {self.impl!r}")
+        if self.spe_dim < 0 or not 0 <= self.dropout < 1:
+            raise ConfigError(f"need spe_dim >= 0 and 0 <= dropout < 1, got {self.spe_dim}, {self.dropout}")
+        if self.spe_dim and self.spe_channels >= self.d_model:
+            raise ConfigError(f"spe_width ({self.spe_channels}) must be smaller than d_model ({self.d_model})")
+
+    @property
+    def spe_channels(self) -> int:
+        return (self.spe_width or max(1, self.d_model // 4)) if self.spe_dim else 0
+
+    @property
+    def universal(self) -> bool:
+        """True when no parameter depends on the code (FECCT)."""
+        return self.embedding == Embedding.TYPE.value and self.output == OutputHead.SHARED.value
+
+
+@lru_cache(maxsize=64)
+def _structure(code: Code, max_distance: int, spe_dim: int) -> tuple[np.ndarray, np.ndarray | None]:
+    distance = tanner_distances(code, max_distance)
+    if not spe_dim:
+        return distance, None
+    tokens = code.n + code.num_checks
+    count = min(spe_dim + 1, tokens)
+    values, vectors = laplacian_eigenpairs(code, count, normalized=True)
+    values, vectors = values[1:], vectors[:, 1:]  # drop the trivial eigenpair
+    features = np.zeros((tokens, 2 * spe_dim), dtype=np.float32)
+    features[:, : vectors.shape[1]] = vectors
+    features[:, spe_dim: spe_dim + values.size] = values
+    return distance, features
+
+
+class TokenGraph(nn.Module):
+    """Per-code buffers the backbone reads: H (m, n), capped distances (N, N), spectral features."""
+
+    def __init__(self, code: Code, max_distance: int, spe_dim: int = 0) -> None:
+        super().__init__()
+        distance, spe = _structure(code, max_distance, spe_dim)
+        self.code_name, self.n, self.num_checks = code.name, code.n, code.num_checks
+        self.register_buffer("H", torch.tensor(code.H, dtype=torch.float32), persistent=False)
+        self.register_buffer("distance", torch.as_tensor(distance, dtype=torch.long), persistent=False)
+        self.register_buffer("spe", None if spe is None else torch.as_tensor(spe), persistent=False)
+
+    @property
+    def tokens(self) -> int:
+        return self.n + self.num_checks
+
+
+class TransformerDecoder(nn.Module):
+    """ECCT / FECCT / AECCT decoder of ``code``. ``forward(llr (B, n)) -> DecoderOutput``.
+
+    ``linear`` builds every linear layer of the blocks (``nn.Linear``; the QAT stage swaps in a
+    ternary layer). For a universal model, :meth:`set_code` switches the code without touching
+    parameters, and :meth:`logits` accepts any :class:`TokenGraph`.
+    """
+
+    def __init__(self, code: Code, config: TransformerConfig | dict[str, Any],
+                 linear: Callable[[int, int], nn.Module] = nn.Linear) -> None:
+        super().__init__()
+        self.config = config if isinstance(config, TransformerConfig) else TransformerConfig.from_dict(config)
+        cfg = self.config
+        self.code = code
+        self.graph = TokenGraph(code, cfg.max_distance, cfg.spe_dim)
+        width = cfg.d_model - cfg.spe_channels
+        if cfg.embedding == Embedding.POSITION.value:
+            self.token_embedding = nn.Parameter(torch.randn(self.graph.tokens, width))
+        else:
+            self.token_embedding = nn.Parameter(torch.randn(2, width))  # variable, check
+        self.spe_projection = nn.Linear(2 * cfg.spe_dim, cfg.spe_channels) if cfg.spe_dim else None
+        self.blocks = nn.ModuleList(
+            EncoderBlock(cfg.d_model, cfg.heads, cfg.d_ff or 4 * cfg.d_model, cfg.norm, cfg.activation, cfg.bias,
+                         cfg.max_distance, cfg.rings, cfg.dropout, linear)
+            for _ in range(cfg.layers)
+        )
+        self.final_norm = nn.LayerNorm(cfg.d_model)
+        self.to_scalar = nn.Linear(cfg.d_model, 1)
+        self.to_bits = nn.Linear(self.graph.tokens, code.n) if cfg.output == OutputHead.PROJECTION.value else None
+
+    def set_code(self, code: Code) -> None:
+        """Decode ``code`` from now on (universal models only)."""
+        if not self.config.universal and code.name != self.code.name:
+            raise ConfigError(f"a {self.config.embedding}-embedding / {self.config.output}-output transformer is tied to "
+                              f"{self.code.name}; only the universal (FECCT) preset can switch to {code.name}")
+        device = self.token_embedding.device
+        self.code, self.graph = code, TokenGraph(code, self.config.max_distance, self.config.spe_dim).to(device)
+
+    def impl_for(self, graph: TokenGraph) -> str:
+        if self.config.impl != "auto":
+            return self.config.impl
+        return AttentionImpl.SPARSE.value if graph.tokens >= SPARSE_MIN_TOKENS else AttentionImpl.DENSE.value
+
+    def embed(self, llr: torch.Tensor, graph: TokenGraph) -> torch.Tensor:
+        """Tokens (B, N, d_model) from channel LLRs (B, n)."""
+        hard = (llr < 0).to(llr.dtype)
+        syndrome = torch.remainder(hard @ graph.H.t(), 2.0)
+        h = torch.cat([llr.abs(), 1.0 - 2.0 * syndrome], dim=1)  # (B, N)
+        if self.config.embedding == Embedding.POSITION.value:
+            if self.token_embedding.shape[0] != graph.tokens:
+                raise ConfigError(f"this ECCT has {self.token_embedding.shape[0]} token embeddings; "
+                                  f"{graph.code_name} needs {graph.tokens}")
+            vectors = self.token_embedding
+        else:
+            kinds = torch.cat([torch.zeros(graph.n, dtype=torch.long), torch.ones(graph.num_checks, dtype=torch.long)])
+            vectors = self.token_embedding[kinds.to(llr.device)]
+        x = h.unsqueeze(-1) * vectors
+        if self.spe_projection is not None:
+            spe = self.spe_projection(graph.spe).expand(llr.shape[0], -1, -1)
+            x = torch.cat([x, spe], dim=-1)
+        return x
+
+    def logits(self, llr: torch.Tensor, graph: TokenGraph | None = None) -> torch.Tensor:
+        """Noise logits f (B, n): log-odds that each hard decision is wrong."""
+        graph = self.graph if graph is None else graph
+        if llr.dim() != 2 or llr.shape[1] != graph.n:
+            raise ConfigError(f"{graph.code_name}: expected LLRs of shape (B, {graph.n}), got {tuple(llr.shape)}")
+        x = self.embed(llr, graph)
+        impl = self.impl_for(graph)
+        for block in self.blocks:
+            x = block(x, graph.distance, impl)
+        scalars = self.to_scalar(self.final_norm(x)).squeeze(-1)  # (B, N)
+        return self.to_bits(scalars) if self.to_bits is not None else scalars[:, : graph.n]
+
+    def forward(self, llr: torch.Tensor, graph: TokenGraph | None = None) -> DecoderOutput:
+        return decision(llr, self.logits(llr, graph))
+
+    def extra_repr(self) -> str:
+        return f"code={self.code.name}, " + ", ".join(f"{k}={v}" for k, v in asdict(self.config).items())
+
+
+def decision(llr: torch.Tensor, noise_logits: torch.Tensor) -> DecoderOutput:
+    """x_hat = bin(llr) XOR 1[f > 0]; posterior LLR = -sign(llr) f (positive = bit 0)."""
+    hard = llr < 0
+    flip = noise_logits > 0
+    sign = torch.where(hard, -1.0, 1.0).to(llr.dtype)
+    return DecoderOutput(llr=-sign * noise_logits, bits=(hard ^ flip).to(llr.dtype))
+
+
+def noise_target(llr: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """BCE target of the noise logits: 1 where the hard decision of ``llr`` disagrees with ``bits``."""
+    return ((llr < 0).to(bits.dtype) - bits).abs()

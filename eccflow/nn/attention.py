@@ -1,0 +1,160 @@
+"""Code-aware self-attention over Tanner-graph tokens, with addressable heads.
+
+softmax((Q K^T) / sqrt(d_h) + g) V per head, where g is built from the capped Tanner-graph distance
+matrix D (tokens = n variables then m checks):
+
+* ``bias="mask"`` (ECCT): g = 0 where D <= 2 (self, neighbours, second ring), -inf elsewhere.
+* ``bias="distance"`` (FECCT): g[h, i, j] = b_h(D_ij), a learned scalar per head and distance
+  0..D_max, -inf beyond D_max; no parameter depends on the code.
+* ``rings=True`` (AECCT head-partitioned attention, HPSA): the first half of the heads sees only
+  D in {0, 1} (variable<->check), the second half only D in {0, 2} (same-type pairs sharing a
+  neighbour).
+
+Two implementations compute the same function: ``dense`` (all N x N scores, masked) and
+``sparse`` (only allowed (query, key) pairs, packed per query into a padded neighbour list). Heads carry a
+``head_mask`` (Fisher pruning) and can be removed physically with :meth:`prune_heads`.
+"""
+from __future__ import annotations
+
+import math
+from enum import Enum
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eccflow.errors import ConfigError
+
+Linear = Callable[[int, int], nn.Module]
+
+
+class AttentionBias(str, Enum):
+    MASK = "mask"
+    DISTANCE = "distance"
+
+
+class AttentionImpl(str, Enum):
+    DENSE = "dense"
+    SPARSE = "sparse"
+
+
+
+
+class CodeAwareSelfAttention(nn.Module):
+    """Multi-head self-attention restricted by the Tanner graph. Input/output (B, N, d_model)."""
+
+    def __init__(
+        self,
+        d_model: int,
+        heads: int,
+        bias: str | AttentionBias = AttentionBias.MASK,
+        max_distance: int = 2,
+        rings: bool = False,
+        dropout: float = 0.0,
+        linear: Linear = nn.Linear,
+    ) -> None:
+        super().__init__()
+        if heads < 1 or d_model % heads:
+            raise ConfigError(f"d_model ({d_model}) must be a positive multiple of heads ({heads})")
+        if rings and heads < 2:
+            raise ConfigError("head-partitioned attention (rings) needs at least 2 heads")
+        self.bias_kind = AttentionBias(bias)
+        self.max_distance = 2 if self.bias_kind is AttentionBias.MASK else int(max_distance)
+        if self.max_distance < (2 if rings else 1):
+            raise ConfigError(f"max_distance must be >= {2 if rings else 1}, got {max_distance}")
+        self.heads, self.d_head = heads, d_model // heads
+        self.qkv = linear(d_model, 3 * heads * self.d_head)
+        self.out = linear(heads * self.d_head, d_model)
+        self.dropout = dropout
+        # ring per head: -1 = all rings, 1 = first ring, 2 = second ring (AECCT splits heads in half)
+        ring = torch.full((heads,), -1, dtype=torch.long)
+        if rings:
+            ring[: heads // 2], ring[heads // 2:] = 1, 2
+        self.register_buffer("head_ring", ring)
+        self.register_buffer("head_mask", torch.ones(heads))
+        self.distance_bias = (
+            nn.Parameter(torch.zeros(heads, self.max_distance + 1)) if self.bias_kind is AttentionBias.DISTANCE else None
+        )
+
+    def allowed(self, distance: torch.Tensor) -> torch.Tensor:
+        """(heads, N, N) boolean: which (query, key) pairs each head may attend to."""
+        within = (distance <= self.max_distance).unsqueeze(0).expand(self.heads, -1, -1)
+        ring = self.head_ring.view(-1, 1, 1)
+        on_ring = (distance == 0) | (distance.unsqueeze(0) == ring)
+        return torch.where(ring < 0, within, within & on_ring)
+
+    def score_bias(self, distance: torch.Tensor) -> torch.Tensor:
+        """Additive bias g: (heads, N, N), -inf where a head may not attend."""
+        allowed = self.allowed(distance)
+        if self.distance_bias is None:
+            values = torch.zeros(allowed.shape, device=distance.device)
+        else:
+            index = distance.clamp(max=self.max_distance).long()
+            values = self.distance_bias[:, index]  # (heads, N, N)
+        return values.masked_fill(~allowed, float("-inf"))
+
+    def forward(self, x: torch.Tensor, distance: torch.Tensor, impl: str | AttentionImpl = AttentionImpl.DENSE) -> torch.Tensor:
+        batch, tokens, _ = x.shape
+        q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, self.d_head).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, dh)
+        bias = self.score_bias(distance)
+        p = self.dropout if self.training else 0.0
+        if AttentionImpl(impl) is AttentionImpl.DENSE:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
+        else:
+            context = sparse_attention(q, k, v, bias, dropout=p)
+        context = context * self.head_mask.view(1, -1, 1, 1)
+        return self.out(context.transpose(1, 2).reshape(batch, tokens, self.heads * self.d_head))
+
+    @torch.no_grad()
+    def prune_heads(self, keep: torch.Tensor | list[int]) -> None:
+        """Physically remove every head not in ``keep`` (smaller Q, K, V and output matrices)."""
+        keep = torch.as_tensor(keep, dtype=torch.long, device=self.head_mask.device).sort().values
+        if keep.numel() == 0:
+            raise ConfigError("cannot prune every head of an attention layer (keep at least one)")
+        dh = self.d_head
+        cols = (keep.view(-1, 1) * dh + torch.arange(dh, device=keep.device)).flatten()
+        rows = torch.cat([part * self.heads * dh + cols for part in range(3)])
+        _slice_linear(self.qkv, rows=rows)
+        _slice_linear(self.out, cols=cols)
+        self.head_ring = self.head_ring[keep]
+        self.head_mask = self.head_mask[keep]
+        if self.distance_bias is not None:
+            self.distance_bias = nn.Parameter(self.distance_bias.data[keep])
+        self.heads = int(keep.numel())
+
+
+def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:
+    """Attention over the finite entries of ``bias`` only, (B, h, N, dh) -> (B, h, N, dh).
+
+    Each query's allowed keys (for any head) are packed into a padded neighbour list of width
+    K = max allowed keys per query (ELL layout); scores, softmax and the weighted sum run on
+    (B, h, N, K) instead of (B, h, N, N). Padding slots carry -inf.
+    """
+    batch, heads, tokens, dh = q.shape
+    allowed = torch.isfinite(bias).any(dim=0)  # (N, N)
+    width = int(allowed.sum(dim=1).max())
+    order = torch.sort(allowed.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :width]  # (N, K)
+    slot_bias = torch.gather(bias, 2, order.unsqueeze(0).expand(heads, -1, -1))  # (h, N, K), -inf on padding
+    flat = order.reshape(-1)
+    keys = k[:, :, flat].view(batch, heads, tokens, width, dh)
+    values = v[:, :, flat].view(batch, heads, tokens, width, dh)
+    scores = torch.einsum("bhnd,bhnkd->bhnk", q, keys) / math.sqrt(dh) + slot_bias
+    weights = torch.softmax(scores, dim=-1)
+    if dropout:
+        weights = F.dropout(weights, dropout)
+    return torch.einsum("bhnk,bhnkd->bhnd", weights, values)
+
+
+def _slice_linear(layer: nn.Module, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> None:
+    """Keep the given output rows / input columns of a linear layer's weight (and bias)."""
+    weight = layer.weight.data
+    if rows is not None:
+        weight = weight[rows]
+        if getattr(layer, "bias", None) is not None:
+            layer.bias = nn.Parameter(layer.bias.data[rows].clone())
+        layer.out_features = int(rows.numel())
+    if cols is not None:
+        weight = weight[:, cols]
+        layer.in_features = int(cols.numel())
+    layer.weight = nn.Parameter(weight.clone())
