@@ -105,3 +105,9 @@ def test_empty_or_nan_ebn0_list():
         evaluate(HardDecision(), get_code("BCH_n31_k16"), [], progress=False)
     with pytest.raises(ConfigError, match="finite"):
         evaluate(HardDecision(), get_code("BCH_n31_k16"), [float("nan")], progress=False)
+
+
+def test_wilson_interval_contains_the_estimate_at_the_edges():
+    for errors, trials in [(600, 600), (0, 600), (1, 1), (10**6, 10**6)]:
+        lo, hi = wilson_interval(errors, trials)
+        assert lo <= errors / trials <= hi

@@ -20,7 +20,8 @@ def wilson_interval(errors: int, trials: int, z: float = 1.959964) -> tuple[floa
     denom = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # exact algebra puts p_hat inside; clamp away rounding at p_hat = 0 or 1 (e.g. hi = 0.9999999 < 1)
+    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
 
 
 class _ErrorRate(Metric):
