@@ -14,8 +14,15 @@ OUT      ?= results
 PIPELINE  ?= neural_bp
 PROFILE   ?= quick
 OVERRIDES ?=
+OVERRIDES_FILE ?=
 
-.PHONY: venv test eval pipeline bench bench-env clean
+STAGE   ?= train
+TRIALS  ?= 20
+STORAGE ?=
+STUDY   ?=
+MULTI   ?=
+
+.PHONY: venv test eval pipeline study bench bench-env clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,6 +42,14 @@ eval: $(VENV)/.installed
 
 pipeline: $(VENV)/.installed
 	$(VENV)/bin/eccflow pipeline --code $(CODE) --pipeline $(PIPELINE) --profile $(PROFILE) \
+		$(if $(OVERRIDES_FILE),--overrides-file $(OVERRIDES_FILE)) $(foreach o,$(OVERRIDES),--override $(o))
+
+# Optuna study: STORAGE=postgresql://user:pw@host/db lets workers on several machines share it;
+# MULTI=1 optimises the stage's multi_objectives (Pareto front).
+study: $(VENV)/.installed
+	$(VENV)/bin/eccflow study --stage $(STAGE) --code $(CODE) --trials $(TRIALS) --pipeline $(PIPELINE) \
+		--profile $(PROFILE) $(if $(STORAGE),--storage '$(STORAGE)') $(if $(STUDY),--study-name $(STUDY)) \
+		$(if $(MULTI),--multi-objective) $(if $(OVERRIDES_FILE),--overrides-file $(OVERRIDES_FILE)) \
 		$(foreach o,$(OVERRIDES),--override $(o))
 
 # Peer-library environment for side-by-side benchmarks (sionna-no-rt, PyTorch-based).

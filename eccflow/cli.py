@@ -1,4 +1,4 @@
-"""``eccflow`` command line: ``codes list``, ``codes show NAME``, ``eval ...``."""
+"""``eccflow`` command line: ``codes list``, ``codes show NAME``, ``eval ...``, ``pipeline ...``, ``study ...``."""
 from __future__ import annotations
 
 import argparse
@@ -69,9 +69,19 @@ def _eval(args: argparse.Namespace) -> None:
 def _pipeline(args: argparse.Namespace) -> None:
     from eccflow.pipelines import run_pipeline
 
-    summary = run_pipeline(args.code, args.pipeline, args.profile, args.override)
+    summary = run_pipeline(args.code, args.pipeline, args.profile, args.override, overrides_file=args.overrides_file)
     stages = ", ".join(f"{name}: {'cached' if s['cached'] else 'ran'}" for name, s in summary["stages"].items())
     print(f"pipeline {args.pipeline} on {args.code} done ({stages}); MLflow parent run {summary['parent_run_id']}")
+
+
+def _study(args: argparse.Namespace) -> None:
+    from eccflow.track.study import run_study
+
+    summary = run_study(args.code, args.stage, args.trials, pipeline=args.pipeline, profile=args.profile,
+                        overrides=args.override, overrides_file=args.overrides_file, storage=args.storage,
+                        study_name=args.study_name, multi_objective=args.multi_objective)
+    print(f"study {summary.study_name} in {summary.storage}: report in {summary.out_dir}; "
+          f"MLflow parent run {summary.parent_run_id}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,7 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--pipeline", default="neural_bp", help="a file in conf/pipelines/")
     pipe.add_argument("--profile", default="quick", help="a file in conf/profiles/")
     pipe.add_argument("--override", action="append", default=[], help="key.sub=value (repeatable)")
+    pipe.add_argument("--overrides-file", default=None, metavar="PATH",
+                      help="YAML of dotted keys -> values (e.g. a study's best_overrides.yaml), before --override")
     pipe.set_defaults(func=_pipeline)
+
+    st = sub.add_parser("study", help="Optuna study over a stage's search space (trials tracked in MLflow)")
+    st.add_argument("--stage", default="train", help="the stage whose search_space/study blocks are used")
+    st.add_argument("--code", required=True)
+    st.add_argument("--trials", type=int, default=20, help="trials run by this worker")
+    st.add_argument("--storage", default=None,
+                    help="Optuna database URL (default sqlite:///<repo>/mlruns/optuna.db; postgresql://... for many workers)")
+    st.add_argument("--study-name", default=None, help="default <pipeline>-<stage>-<code>-<profile>[-pareto]")
+    st.add_argument("--pipeline", default="neural_bp", help="a file in conf/pipelines/")
+    st.add_argument("--profile", default="quick", help="a file in conf/profiles/")
+    st.add_argument("--override", action="append", default=[], help="key.sub=value (repeatable)")
+    st.add_argument("--overrides-file", default=None, metavar="PATH", help="YAML of dotted keys -> values")
+    st.add_argument("--multi-objective", action="store_true",
+                    help="optimise stages.<stage>.study.multi_objectives (Pareto front; no pruning)")
+    st.set_defaults(func=_study)
     return parser
 
 

@@ -10,7 +10,9 @@ A resolved config is built in this order (later wins, by deep merge):
                                                   holds per-stage values, ``stages:`` the order)
 6. ``conf/profiles/<profile>.yaml``               quick (CPU minutes) or paper budgets, then the
                                                   profile's ``pipelines.<pipeline>:`` section
-7. overrides ``a.b=c``                             values parsed as YAML
+7. an overrides file (``--overrides-file``)        YAML mapping of dotted keys to values, e.g. the
+                                                  ``best_overrides.yaml`` an Optuna study writes
+8. overrides ``a.b=c``                             values parsed as YAML
 
 Profiles and overrides may only set keys that already exist: a typo is an error before any work.
 """
@@ -71,21 +73,43 @@ def parse_override(text: str) -> dict[str, Any]:
     if "=" not in text:
         raise ConfigError(f"override {text!r} must look like key.sub=value")
     key, raw = text.split("=", 1)
-    parts = key.strip().split(".")
-    if not all(parts):
+    if not all(key.strip().split(".")):
         raise ConfigError(f"override {text!r} has an empty key part")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    return nest_dotted(key, value)
+
+
+def nest_dotted(key: str, value: Any) -> dict[str, Any]:
+    """``("a.b.c", v)`` -> ``{"a": {"b": {"c": v}}}``."""
+    parts = str(key).strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"key {key!r} has an empty part")
     nested: dict[str, Any] = {parts[-1]: value}
     for part in reversed(parts[:-1]):
         nested = {part: nested}
     return nested
 
 
-def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """The resolved config of ``pipeline`` on ``code`` under ``profile`` with ``overrides``."""
+def read_overrides_file(path: str | Path) -> dict[str, Any]:
+    """A YAML mapping of dotted keys (``stages.train.lr: 3e-3``) or nested mappings -> one nested dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"overrides file {str(path)!r} does not exist")
+    merged: dict[str, Any] = {}
+    for key, value in _read_yaml(path).items():
+        try:
+            merged = deep_merge(merged, nest_dotted(key, value), strict=False)
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from None
+    return merged
+
+
+def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[str] | tuple[str, ...] = (),
+            overrides_file: str | Path | None = None) -> dict[str, Any]:
+    """The resolved config of ``pipeline`` on ``code`` under ``profile``, ``overrides_file`` and ``overrides``."""
     from eccflow.codes import get_code
 
     code_obj = get_code(code)  # unknown code: clear error before anything else
@@ -110,6 +134,12 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     per_pipeline = prof.pop("pipelines", {}) or {}
     cfg = deep_merge(cfg, prof, strict=True)
     cfg = deep_merge(cfg, per_pipeline.get(pipeline, {}), strict=True)
+    if overrides_file is not None:
+        from_file = read_overrides_file(overrides_file)
+        try:
+            cfg = deep_merge(cfg, from_file, strict=True)
+        except ConfigError as err:
+            raise ConfigError(f"overrides file {str(overrides_file)!r}: {err}") from None
     for text in overrides:
         cfg = deep_merge(cfg, parse_override(text), strict=True)
     return cfg

@@ -4,8 +4,10 @@ Tokens (N = n + m, every stored row of H is a check token; LLR sign convention: 
 
     h(llr) = [|llr_1| .. |llr_n|, 1 - 2 s_1 .. 1 - 2 s_m],  s = H bin(llr) mod 2,  bin(x) = 1[x < 0]
 
-(the ECCT paper feeds |y|; the LLR 2y/sigma^2 carries the same sign and adds the channel reliability).
-Token embedding x_i = h_i * e_i (+ spectral positional encoding), then ``layers`` encoder blocks with
+The ECCT paper feeds |y|; with ``magnitude=normalized`` (default) the magnitudes are |llr_v| divided by
+their frame mean, i.e. |y_v| / mean |y|: O(1) like |y| and blind to the LLR scaling (``raw`` keeps
+|llr|, whose O(10) values at high SNR swamp the residual stream and slow training markedly).
+Token embedding x_i = h_i * e_i (e_i Xavier-initialised as in the reference ECCT) (+ spectral positional encoding), then ``layers`` encoder blocks with
 code-aware attention (see :mod:`eccflow.nn.attention`), a final LayerNorm and an output head giving one
 logit f_v per variable: the predicted multiplicative noise, i.e. the log-odds that the hard decision
 of llr_v is wrong. Training target: bin(llr_v) XOR x_v. Decision x_hat = bin(llr) XOR 1[f > 0]; the
@@ -72,6 +74,7 @@ class TransformerConfig:
     dropout: float = 0.0
     output: str = "projection"
     impl: str = "auto"
+    magnitude: str = "normalized"  # normalized: |llr| / its frame mean (scale-free, ~|y|) | raw: |llr|
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
@@ -90,6 +93,8 @@ class TransformerConfig:
             value = getattr(self, name)
             if value not in {e.value for e in enum}:
                 raise ConfigError(f"decoder.{name} must be one of {[e.value for e in enum]}, got {value!r}")
+        if self.magnitude not in ("normalized", "raw"):
+            raise ConfigError(f"decoder.magnitude must be normalized or raw, got {self.magnitude!r}")
         if self.impl not in ("auto", "dense", "sparse"):
             raise ConfigError(f"decoder.impl must be auto, dense or sparse, got {self.impl!r}")
         if self.spe_dim < 0 or not 0 <= self.dropout < 1:
@@ -154,10 +159,8 @@ class TransformerDecoder(nn.Module):
         self.code = code
         self.graph = TokenGraph(code, cfg.max_distance, cfg.spe_dim)
         width = cfg.d_model - cfg.spe_channels
-        if cfg.embedding == Embedding.POSITION.value:
-            self.token_embedding = nn.Parameter(torch.randn(self.graph.tokens, width))
-        else:
-            self.token_embedding = nn.Parameter(torch.randn(2, width))  # variable, check
+        rows = self.graph.tokens if cfg.embedding == Embedding.POSITION.value else 2  # per token, or variable / check
+        self.token_embedding = nn.Parameter(nn.init.xavier_uniform_(torch.empty(rows, width)))
         self.spe_projection = nn.Linear(2 * cfg.spe_dim, cfg.spe_channels) if cfg.spe_dim else None
         self.blocks = nn.ModuleList(
             EncoderBlock(cfg.d_model, cfg.heads, cfg.d_ff or 4 * cfg.d_model, cfg.norm, cfg.activation, cfg.bias,
@@ -185,7 +188,10 @@ class TransformerDecoder(nn.Module):
         """Tokens (B, N, d_model) from channel LLRs (B, n)."""
         hard = (llr < 0).to(llr.dtype)
         syndrome = torch.remainder(hard @ graph.H.t(), 2.0)
-        h = torch.cat([llr.abs(), 1.0 - 2.0 * syndrome], dim=1)  # (B, N)
+        magnitude = llr.abs()
+        if self.config.magnitude == "normalized":  # |llr_v| / mean_u |llr_u| = |y_v| / mean_u |y_u|
+            magnitude = magnitude / magnitude.mean(dim=1, keepdim=True).clamp_min(1e-9)
+        h = torch.cat([magnitude, 1.0 - 2.0 * syndrome], dim=1)  # (B, N)
         if self.config.embedding == Embedding.POSITION.value:
             if self.token_embedding.shape[0] != graph.tokens:
                 raise ConfigError(f"this ECCT has {self.token_embedding.shape[0]} token embeddings; "

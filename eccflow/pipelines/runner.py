@@ -24,6 +24,7 @@ from eccflow.config import compose, config_hash
 from eccflow.errors import ConfigError
 
 SHARED_KEYS = ("code", "seed", "data", "decoder", "trainer")
+TUNING_KEYS = ("search_space", "study")  # Optuna settings of a stage: not part of its cache key
 
 
 @dataclass
@@ -96,7 +97,7 @@ def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
     """Cache key of a stage: its config, the shared config, its inputs' content, the package version."""
     keys = [k for k in SHARED_KEYS if not (k == "code" and stage_function(name) in CODE_INDEPENDENT)]
     shared = {k: config.get(k) for k in keys}
-    stage_cfg = {k: v for k, v in config["stages"][name].items() if k != "search_space"}
+    stage_cfg = {k: v for k, v in config["stages"][name].items() if k not in TUNING_KEYS}
     return config_hash(name, stage_cfg, shared, {k: file_digest(v) for k, v in sorted(inputs.items())}, __version__)
 
 
@@ -115,14 +116,18 @@ def run_pipeline(
     cache_root: str | Path | None = None,
     tracking_uri: str | None = None,
     log: Callable[[str], None] = print,
+    overrides_file: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run ``pipeline`` on ``code``; returns {stage: {"outputs", "metrics", "cached"}} and the parent run id."""
+    """Run ``pipeline`` on ``code``; returns {stage: {"outputs", "metrics", "cached"}} and the parent run id.
+
+    ``overrides_file`` (e.g. a study's ``best_overrides.yaml``) is applied before ``overrides``.
+    """
     import mlflow
 
     from eccflow.track import configure_mlflow, get_or_create_experiment, log_config, pipeline_run, stage_run, standard_tags
 
     _load_stages()
-    config = compose(code, pipeline, profile, overrides)  # every config error surfaces here, before any work
+    config = compose(code, pipeline, profile, overrides, overrides_file)  # every config error surfaces here, before any work
     unknown = [s for s in config["stage_order"] if stage_function(s) not in STAGES]
     if unknown:
         raise ConfigError(f"pipeline {pipeline!r} lists unknown stages {unknown}; implemented: {sorted(STAGES)}")

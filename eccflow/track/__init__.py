@@ -1,4 +1,5 @@
-"""Experiment tracking: MLflow store, metric names, config params, pipeline/stage runs, model registry."""
+"""Experiment tracking: MLflow store, metric names, config params, pipeline/stage runs, model registry,
+and Optuna studies (search spaces from YAML, pruning, nested trial runs, Pareto fronts, best overrides)."""
 from eccflow.track.mlflow_tracking import (
     CANDIDATE_ALIAS,
     CHAMPION_ALIAS,
@@ -20,6 +21,19 @@ from eccflow.track.mlflow_tracking import (
     resolve_loader,
     stage_run,
     standard_tags,
+)
+from eccflow.track.search_space import Objective, SearchParam, parse_objectives, parse_search_space
+from eccflow.track.study import (
+    PruningCallback,
+    StudyPlan,
+    StudySummary,
+    default_storage_url,
+    open_storage,
+    plan_study,
+    report_study,
+    run_study,
+    write_best_overrides,
+    write_pareto_front,
 )
 
 __all__ = [
@@ -43,4 +57,18 @@ __all__ = [
     "resolve_loader",
     "stage_run",
     "standard_tags",
+    "Objective",
+    "PruningCallback",
+    "SearchParam",
+    "StudyPlan",
+    "StudySummary",
+    "default_storage_url",
+    "open_storage",
+    "parse_objectives",
+    "parse_search_space",
+    "plan_study",
+    "report_study",
+    "run_study",
+    "write_best_overrides",
+    "write_pareto_front",
 ]
