@@ -12,7 +12,8 @@ matrix D (tokens = n variables then m checks):
 
 Two implementations compute the same function: ``dense`` (all N x N scores, masked) and
 ``sparse`` (only allowed (query, key) pairs, packed per query into a padded neighbour list). Heads carry a
-``head_mask`` (Fisher pruning) and can be removed physically with :meth:`prune_heads`.
+``head_mask`` (heads,) — or (B, heads) while Fisher importance is scored per sample — and can be
+removed physically with :meth:`prune_heads`.
 """
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ class CodeAwareSelfAttention(nn.Module):
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
         else:
             context = sparse_attention(q, k, v, bias, dropout=p)
-        context = context * self.head_mask.view(1, -1, 1, 1)
+        context = context * _per_sample(self.head_mask).unsqueeze(-1).unsqueeze(-1)
         return self.out(context.transpose(1, 2).reshape(batch, tokens, self.heads * self.d_head))
 
     @torch.no_grad()
@@ -144,6 +145,11 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     if dropout:
         weights = F.dropout(weights, dropout)
     return torch.einsum("bhnk,bhnkd->bhnd", weights, values)
+
+
+def _per_sample(mask: torch.Tensor) -> torch.Tensor:
+    """A unit mask as (1, units) or, during Fisher scoring, per sample (B, units)."""
+    return mask.unsqueeze(0) if mask.dim() == 1 else mask
 
 
 def _slice_linear(layer: nn.Module, rows: torch.Tensor | None = None, cols: torch.Tensor | None = None) -> None:

@@ -29,7 +29,8 @@ class FeedForward(nn.Module):
         self.register_buffer("channel_mask", torch.ones(d_ff))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.dropout(self.act(self.up(x)) * self.channel_mask))
+        mask = self.channel_mask if self.channel_mask.dim() == 1 else self.channel_mask.unsqueeze(1)  # (B, 1, d_ff)
+        return self.down(self.dropout(self.act(self.up(x)) * mask))
 
     @torch.no_grad()
     def prune_channels(self, keep: torch.Tensor | list[int]) -> None:
