@@ -38,6 +38,9 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
     for decoders that do not iterate (transformers); a mixture gets one baseline per code.
     """
     dec, st = config["decoder"], config["stages"][stage]
+    if init_checkpoint:  # a pruned checkpoint carries its unit mask: build the same smaller backbone
+        mask = read_checkpoint(init_checkpoint)["hyper_parameters"].get("net_config", {}).get("unit_mask")
+        dec = {**dec, "unit_mask": mask} if mask else dec
     net = build_decoder(code, dec)
     if init_checkpoint:
         load_weights(net, init_checkpoint)

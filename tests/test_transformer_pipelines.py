@@ -58,3 +58,15 @@ def test_fecct_pretraining_is_shared_between_target_codes():
     client = MlflowClient()
     names = {m.name for m in client.search_registered_models()}
     assert "eccflow-fecct-BCH_n31_k16" in names and "eccflow-fecct-POLAR_n32_k16" in names
+
+
+@pytest.mark.slow
+def test_prune_pipeline_shrinks_the_backbone_to_the_budget():
+    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.prune.calibration_frames=64",
+                 "stages.prune.calibration_ebn0_db=[5.0]"]
+    summary = run_pipeline("BCH_n31_k16", "fecct_prune", overrides=overrides, log=_quiet)
+    prune = summary["stages"]["prune"]["metrics"]
+    assert 0.55 < prune["flops_ratio"] <= 0.6 and prune["params_pruned"] < prune["params_full"]
+    recovered = summary["stages"]["finetune:recover"]["metrics"]
+    assert recovered["decoder_flops"] == pytest.approx(prune["flops_pruned"])
+    assert summary["stages"]["evaluate"]["metrics"]["decoder_flops"] == pytest.approx(prune["flops_pruned"])

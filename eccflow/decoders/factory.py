@@ -59,5 +59,10 @@ def build_decoder(code: Code, config: dict) -> nn.Module:
     if family in TRANSFORMER_FAMILIES:
         from eccflow.decoders.transformer import TransformerDecoder
 
-        return TransformerDecoder(code, config)
+        net = TransformerDecoder(code, config)
+        if config.get("unit_mask"):  # a pruned backbone: rebuild its smaller blocks
+            from eccflow.compress.fisher import UnitMask, apply_mask
+
+            apply_mask(net, UnitMask(**config["unit_mask"]))
+        return net
     raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', *TRANSFORMER_FAMILIES]}")

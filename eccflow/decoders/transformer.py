@@ -79,7 +79,7 @@ class TransformerConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
         known = {f.name for f in fields(cls)}
-        extra = sorted(set(values) - known - {"family", "name"})
+        extra = sorted(set(values) - known - {"family", "name", "unit_mask"})  # unit_mask: applied by the factory
         if extra:
             raise ConfigError(f"unknown transformer decoder keys {extra}; known: {sorted(known)}")
         config = cls(**{k: v for k, v in values.items() if k in known})

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from eccflow.codes import Code, get_code
@@ -52,3 +53,13 @@ def load_decoder(checkpoint_path: str | Path, code: Code | str | None = None) ->
     net = build_decoder(target, hp["net_config"])
     load_weights(net, checkpoint_path)
     return net.eval()
+
+
+def save_decoder(net: nn.Module, net_config: dict[str, Any], code: str, path: str | Path) -> Path:
+    """Write ``net`` as a checkpoint that :func:`load_decoder` and ``fit(init_checkpoint=...)`` read."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    state = {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()}
+    torch.save({"state_dict": state, "hyper_parameters": {"net_config": net_config, "code": code}}, tmp)
+    tmp.replace(path)  # atomic: never a half-written checkpoint
+    return path
