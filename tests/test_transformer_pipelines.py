@@ -70,3 +70,17 @@ def test_prune_pipeline_shrinks_the_backbone_to_the_budget():
     recovered = summary["stages"]["finetune:recover"]["metrics"]
     assert recovered["decoder_flops"] == pytest.approx(prune["flops_pruned"])
     assert summary["stages"]["evaluate"]["metrics"]["decoder_flops"] == pytest.approx(prune["flops_pruned"])
+
+
+@pytest.mark.slow
+def test_sap_pipeline_derives_then_reuses_masks(tmp_path):
+    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.sap.calibration_frames=64",
+                 "stages.sap.calibration_ebn0_db=[5.0]", f"stages.sap.library_dir={tmp_path / 'sap'}", "stages.sap.tau=0.5",
+                 "stages.sap.temperature=5.0"]
+    first = run_pipeline("BCH_n31_k16", "sap", overrides=overrides, log=_quiet)["stages"]["sap"]["metrics"]
+    assert first["reused"] == 0.0 and first["library_size"] == 1.0
+    # the same target again (cache off): its own entry is retrieved, S = 1, and far faster than deriving
+    again = run_pipeline("BCH_n31_k16", "sap", overrides=[*overrides, "cache.enabled=false"], log=_quiet)["stages"]["sap"]
+    assert again["metrics"]["reused"] == 1.0 and again["metrics"]["similarity"] == pytest.approx(1.0)
+    assert again["metrics"]["retrieval_seconds"] < first["derivation_seconds"]
+    assert again["metrics"]["flops_pruned"] == pytest.approx(first["flops_pruned"])

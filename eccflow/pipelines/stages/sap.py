@@ -1,0 +1,69 @@
+"""``sap`` stage: retrieve a pruning mask for CODE from the spectral mask library, or derive and insert one.
+
+The input ``checkpoint`` is the pretrained universal backbone; its content digest names the library
+(``<library_dir>/<backbone id>.json``), so masks are only ever reused on the backbone they were
+derived on. Reuse when S = exp(-d/T) >= tau; otherwise Fisher pruning on CODE's calibration stream
+(same settings as the ``prune`` stage) and an atomic insert. Logs the decision, similarity, retrieval
+and derivation wall-clock, and the library file as a versioned MLflow artifact.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+
+import mlflow
+import torch
+
+from eccflow.compress.fisher import apply_mask
+from eccflow.compress.sap import LibraryEntry, MaskLibrary, signature
+from eccflow.errors import ConfigError
+from eccflow.lit import load_decoder, read_checkpoint, save_decoder
+from eccflow.pipelines.runner import StageContext, StageResult, file_digest, repo_root, stage
+from eccflow.pipelines.stages.prune import backbone_size, derive_mask
+
+
+def library_for(ctx: StageContext, checkpoint: str) -> MaskLibrary:
+    st = ctx.stage_config
+    root = Path(st["library_dir"]) if st["library_dir"] else repo_root() / "mlruns" / "sap"
+    backbone = f"{ctx.config['decoder']['family']}-{file_digest(checkpoint)}"
+    return MaskLibrary(root / f"{backbone}.json", backbone)
+
+
+@stage("sap")
+def sap(ctx: StageContext) -> StageResult:
+    st = ctx.stage_config
+    checkpoint = ctx.inputs.get("checkpoint")
+    if checkpoint is None:
+        raise ConfigError("the sap stage needs the pretrained backbone checkpoint from an earlier stage")
+    library = library_for(ctx, checkpoint)
+    model = load_decoder(checkpoint, code=ctx.code)
+    start = time.perf_counter()
+    target = signature(ctx.code, 4)
+    found = library.retrieve(target, tau=float(st["tau"]), temperature=float(st["temperature"]), count=int(st["eigenvalues"]))
+    retrieval_seconds = time.perf_counter() - start
+    metrics = {"similarity": found.similarity, "reused": float(found.reuse), "retrieval_seconds": retrieval_seconds}
+    if found.reuse:
+        mask = found.entry.mask
+        mlflow.set_tags({"sap_decision": "reuse", "sap_source_code": found.entry.code})
+    else:
+        mask, seconds = derive_mask(ctx, model)
+        metrics["derivation_seconds"] = seconds
+        metrics["library_size"] = float(library.insert(LibraryEntry(ctx.code.name, target, mask)))
+        mlflow.set_tags({"sap_decision": "derive", "sap_nearest_code": found.entry.code if found.entry else ""})
+    pruned = apply_mask(copy.deepcopy(model), mask)
+    metrics |= {f"{k}_full": v for k, v in backbone_size(model, ctx.code.n).items()}
+    metrics |= {f"{k}_pruned": v for k, v in backbone_size(pruned, ctx.code.n).items()}
+    mask_path = ctx.out_dir / "mask.json"
+    mask.to_json(mask_path)
+    torch.save(dict(zip(("heads", "channels"), mask.as_tensors())), ctx.out_dir / "mask.pt")
+    net_config = {**read_checkpoint(checkpoint)["hyper_parameters"]["net_config"], "unit_mask": json.loads(mask_path.read_text())}
+    model_path = save_decoder(pruned, net_config, ctx.code.name, ctx.out_dir / "pruned.ckpt")
+    mlflow.log_artifact(str(mask_path))
+    if library.path.is_file():
+        versioned = ctx.out_dir / f"library-v{len(library.entries())}.json"
+        versioned.write_text(library.path.read_text())
+        mlflow.log_artifact(str(versioned), artifact_path="sap_library")
+    mlflow.log_metrics(metrics)
+    return StageResult(outputs={"checkpoint": str(model_path), "mask": str(mask_path), "teacher": checkpoint}, metrics=metrics)
