@@ -106,3 +106,22 @@ def test_mask_errors_are_clear(tmp_path):
     mask.to_json(tmp_path / "ok.json")
     assert UnitMask.from_json(tmp_path / "ok.json") == mask
     assert mask.jaccard(mask) == 1.0 and 0 < mask.jaccard(UnitMask([[0], [2]], [[0], [1]], 4, 32)) < 1
+
+
+def test_lora_starts_at_the_base_model_and_merges_exactly():
+    from eccflow.compress.lora import add_lora, bernoulli_kd, merge_lora
+
+    model, (llr, _) = _model().eval(), _batch()
+    before = model.logits(llr).detach()
+    adapters = add_lora(model, rank=2, alpha=4.0)
+    assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+    torch.testing.assert_close(model.logits(llr), before)  # B = 0 at init
+    with torch.no_grad():
+        for p in adapters:
+            p.add_(0.05 * torch.randn_like(p))
+    adapted = model.logits(llr).detach()
+    assert not torch.allclose(adapted, before)
+    merge_lora(model)
+    torch.testing.assert_close(model.logits(llr), adapted, atol=1e-5, rtol=1e-5)
+    x = torch.randn(4, 15)
+    assert bernoulli_kd(x, x).abs() < 1e-6 and bernoulli_kd(x, -x) > 0

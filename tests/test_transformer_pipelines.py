@@ -84,3 +84,14 @@ def test_sap_pipeline_derives_then_reuses_masks(tmp_path):
     assert again["metrics"]["reused"] == 1.0 and again["metrics"]["similarity"] == pytest.approx(1.0)
     assert again["metrics"]["retrieval_seconds"] < first["derivation_seconds"]
     assert again["metrics"]["flops_pruned"] == pytest.approx(first["flops_pruned"])
+
+
+@pytest.mark.slow
+def test_sap_lora_recovery_merges_into_the_pruned_backbone(tmp_path):
+    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.sap.calibration_frames=64",
+                 "stages.sap.calibration_ebn0_db=[5.0]", f"stages.sap.library_dir={tmp_path / 'sap'}", "stages.recover.rank=2"]
+    summary = run_pipeline("BCH_n15_k7", "sap", overrides=overrides, log=_quiet)
+    recover = summary["stages"]["recover"]
+    assert 0 < recover["metrics"]["lora_fraction"] < 0.2 and Path(recover["outputs"]["adapters"]).is_file()
+    flops = summary["stages"]["sap"]["metrics"]["flops_pruned"]
+    assert summary["stages"]["evaluate"]["metrics"]["decoder_flops"] == pytest.approx(flops)  # merged: no adapter cost

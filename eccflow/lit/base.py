@@ -46,7 +46,7 @@ class DecoderLitModule(L.LightningModule):
         super().__init__()
         if not lr > 0 or not 0 <= lr_min <= lr:
             raise ConfigError(f"need lr > 0 and 0 <= lr_min <= lr, got lr={lr}, lr_min={lr_min}")
-        self.save_hyperparameters(ignore=["net", "baseline"])
+        self.save_hyperparameters(ignore=["net", "baseline", "teacher"])  # modules never go into hparams
         self.net = net
         self.baselines = nn.ModuleDict(baseline if isinstance(baseline, dict) else {} if baseline is None else {code: baseline})
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
