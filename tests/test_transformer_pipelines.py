@@ -95,3 +95,15 @@ def test_sap_lora_recovery_merges_into_the_pruned_backbone(tmp_path):
     assert 0 < recover["metrics"]["lora_fraction"] < 0.2 and Path(recover["outputs"]["adapters"]).is_file()
     flops = summary["stages"]["sap"]["metrics"]["flops_pruned"]
     assert summary["stages"]["evaluate"]["metrics"]["decoder_flops"] == pytest.approx(flops)  # merged: no adapter cost
+
+
+@pytest.mark.slow
+def test_aecct_pipeline_trains_full_precision_then_ternary():
+    overrides = [*TINY, "stages.evaluate:fp.max_frames=600", "stages.evaluate:fp.batch_size=600",
+                 "stages.evaluate:fp.ebn0_db=[5.0]", "stages.qat.max_epochs=1"]
+    summary = run_pipeline("BCH_n15_k7", "aecct", overrides=overrides, log=_quiet)
+    assert list(summary["stages"]) == ["train", "evaluate:fp", "qat", "evaluate"]
+    qat = summary["stages"]["qat"]["metrics"]
+    assert 0.3 < qat["compression"] < 0.94 and 0 < qat["sparsity_qkv"] < 1
+    registered = load_registered_decoder("aecct", "BCH_n15_k7")
+    assert registered.config.quantization == "aap"

@@ -40,6 +40,7 @@ from eccflow.codes.spectra import laplacian_eigenpairs
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
 from eccflow.nn import AttentionBias, AttentionImpl, EncoderBlock
+from eccflow.nn.ternary import ternary_factory
 
 
 class Embedding(str, Enum):
@@ -75,6 +76,8 @@ class TransformerConfig:
     output: str = "projection"
     impl: str = "auto"
     magnitude: str = "normalized"  # normalized: |llr| / its frame mean (scale-free, ~|y|) | raw: |llr|
+    quantization: str = "none"  # none | aap (ternary, learnable delta) | percentile (ablation: delta fixed at 1)
+    quant_percentile: float = 0.5  # p of gamma = percentile(|W|, p)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
@@ -95,6 +98,8 @@ class TransformerConfig:
                 raise ConfigError(f"decoder.{name} must be one of {[e.value for e in enum]}, got {value!r}")
         if self.magnitude not in ("normalized", "raw"):
             raise ConfigError(f"decoder.magnitude must be normalized or raw, got {self.magnitude!r}")
+        if self.quantization not in ("none", "aap", "percentile"):
+            raise ConfigError(f"decoder.quantization must be none, aap or percentile, got {self.quantization!r}")
         if self.impl not in ("auto", "dense", "sparse"):
             raise ConfigError(f"decoder.impl must be auto, dense or sparse, got {self.impl!r}")
         if self.spe_dim < 0 or not 0 <= self.dropout < 1:
@@ -156,6 +161,8 @@ class TransformerDecoder(nn.Module):
         super().__init__()
         self.config = config if isinstance(config, TransformerConfig) else TransformerConfig.from_dict(config)
         cfg = self.config
+        if cfg.quantization != "none" and linear is nn.Linear:
+            linear = ternary_factory(cfg.quant_percentile, learn_delta=cfg.quantization == "aap")
         self.code = code
         self.graph = TokenGraph(code, cfg.max_distance, cfg.spe_dim)
         width = cfg.d_model - cfg.spe_channels

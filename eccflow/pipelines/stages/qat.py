@@ -1,0 +1,42 @@
+"""``qat`` stage (AECCT phase 2): ternary AAP quantization-aware training from the full-precision input
+``checkpoint``; reports the exported memory footprint (2-bit weights) and weight sparsity per layer type."""
+from __future__ import annotations
+
+import mlflow
+from lightning.pytorch.loggers import MLFlowLogger
+
+from eccflow.compress.qat import footprint, load_full_precision, sparsity_by_layer_type
+from eccflow.decoders.factory import build_decoder
+from eccflow.decoders.message_passing import BeliefPropagationDecoder
+from eccflow.errors import ConfigError, EccflowError
+from eccflow.lit import TransformerLitModule, read_checkpoint
+from eccflow.pipelines.runner import StageContext, StageResult, stage
+from eccflow.train import fit
+
+
+@stage("qat")
+def qat(ctx: StageContext) -> StageResult:
+    st = ctx.stage_config
+    if "checkpoint" not in ctx.inputs:
+        raise ConfigError("the qat stage needs a full-precision checkpoint from an earlier stage")
+    if st["quantization"] not in ("aap", "percentile"):
+        raise ConfigError(f"stages.{ctx.name}.quantization must be aap or percentile, got {st['quantization']!r}")
+    ckpt = read_checkpoint(ctx.inputs["checkpoint"])
+    net_config = {**ckpt["hyper_parameters"]["net_config"], "quantization": st["quantization"],
+                  "quant_percentile": float(st["percentile"])}
+    net = build_decoder(ctx.code, net_config)
+    try:
+        load_full_precision(net, {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+    except ValueError as err:
+        raise EccflowError(f"{ctx.inputs['checkpoint']}: {err}") from None
+    baseline = BeliefPropagationDecoder(ctx.code, iterations=int(st["baseline_iterations"]))
+    lit = TransformerLitModule(net, net_config, ctx.code.name, val_ebn0_db=ctx.config["data"]["val_ebn0_db"],
+                               lr=float(st["lr"]), lr_min=float(st["lr_min"]), weight_decay=float(st["weight_decay"]),
+                               baseline={ctx.code.name: baseline})
+    logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
+    model, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit)
+    best = read_checkpoint(model)["state_dict"]
+    net.load_state_dict({k[len("net."):]: v for k, v in best.items() if k.startswith("net.")})
+    metrics |= footprint(net) | sparsity_by_layer_type(net)
+    mlflow.log_metrics(metrics)
+    return StageResult(outputs={"checkpoint": str(model)}, metrics=metrics)
