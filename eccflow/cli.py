@@ -84,6 +84,35 @@ def _study(args: argparse.Namespace) -> None:
           f"MLflow parent run {summary.parent_run_id}")
 
 
+def _sap_analysis(args: argparse.Namespace) -> None:
+    import mlflow
+
+    from eccflow.codes import get_code
+    from eccflow.compress.analysis import analyse, write_report
+    from eccflow.compress.fisher import derive_mask
+    from eccflow.lit import load_decoder
+    from eccflow.track import configure_mlflow, get_or_create_experiment
+
+    codes = [get_code(name) for name in args.codes]
+    if len(codes) < 3:
+        raise EccflowError("sap-analysis needs at least 3 codes (pairs for a correlation)")
+    masks = {}
+    for code in codes:
+        model = load_decoder(args.checkpoint, code=code)
+        masks[code.name] = derive_mask(model, args.ebn0, args.frames, args.frames, args.seed, 1.0 - args.flops_reduction)
+        print(f"{code.name}: mask derived")
+    results, retrieval = analyse(codes, masks, temperature=args.temperature)
+    paths = write_report(results, retrieval, args.out)
+    print(Path(paths[0]).read_text())
+    configure_mlflow()
+    mlflow.set_experiment(experiment_id=get_or_create_experiment("eccflow"))
+    with mlflow.start_run(run_name="sap-analysis", tags={"stage": "sap-analysis"}):
+        mlflow.log_params({"checkpoint": args.checkpoint, "codes": ",".join(args.codes), "flops_reduction": args.flops_reduction})
+        mlflow.log_metrics({f"pearson_r_{i}": r.pearson_r for i, r in enumerate(results) if r.pearson_r == r.pearson_r})
+        for path in paths:
+            mlflow.log_artifact(str(path))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eccflow", description="Neural and classical channel decoders.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--multi-objective", action="store_true",
                     help="optimise stages.<stage>.study.multi_objectives (Pareto front; no pruning)")
     st.set_defaults(func=_study)
+
+    sa = sub.add_parser("sap-analysis", help="mask overlap vs spectral similarity over code pairs (SAP App. H/I)")
+    sa.add_argument("--checkpoint", required=True, help="the pretrained universal backbone")
+    sa.add_argument("--codes", nargs="+", required=True)
+    sa.add_argument("--flops-reduction", type=float, default=0.4)
+    sa.add_argument("--ebn0", type=float, nargs="+", default=[4.0, 5.0, 6.0], help="calibration Eb/N0 (dB)")
+    sa.add_argument("--frames", type=int, default=512, help="calibration frames per Eb/N0")
+    sa.add_argument("--temperature", type=float, default=1.0)
+    sa.add_argument("--seed", type=int, default=7919)
+    sa.add_argument("--out", default="results/sap_analysis")
+    sa.set_defaults(func=_sap_analysis)
     return parser
 
 

@@ -78,3 +78,27 @@ def test_damaged_or_foreign_library_is_a_clear_error_and_left_untouched(tmp_path
     path.write_text(json.dumps({"version": 99, "backbone": "backbone-a", "entries": []}))
     with pytest.raises(ConfigError, match="format version 99"):
         lib.entries()
+
+
+def test_mask_analysis_end_to_end_from_the_cli(tmp_path, monkeypatch):
+    import torch
+
+    from eccflow.cli import main
+    from eccflow.decoders.transformer import TransformerDecoder
+    from eccflow.lit import save_decoder
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    torch.manual_seed(0)
+    arch = dict(family="fecct", layers=1, d_model=16, heads=4, d_ff=16, embedding="type", bias="distance", output="shared")
+    backbone = TransformerDecoder(get_code("BCH_n15_k7"), arch)
+    path = save_decoder(backbone, arch, "BCH_n15_k7", tmp_path / "backbone.ckpt")
+    out = tmp_path / "analysis"
+    codes = ["BCH_n15_k7", "BCH_n15_k11", "POLAR_n16_k8", "BCH_n31_k16"]
+    assert main(["sap-analysis", "--checkpoint", str(path), "--codes", *codes, "--frames", "32", "--ebn0", "5",
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "mask_analysis.json").read_text())
+    assert len(report["pairs"]) == 4 and all(len(p["jaccards"]) == 6 for p in report["pairs"])
+    assert all(0 <= j <= 1 for j in report["pairs"][0]["jaccards"])
+    assert [row["code"] for row in report["retrieval"]] == codes
+    assert (out / "mask_overlap_vs_similarity.png").stat().st_size > 0
+    assert main(["sap-analysis", "--checkpoint", str(path), "--codes", "BCH_n15_k7", "BCH_n15_k11"]) == 2

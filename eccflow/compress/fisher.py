@@ -163,3 +163,14 @@ def apply_mask(model: TransformerDecoder, mask: UnitMask) -> TransformerDecoder:
         block.attention.prune_heads(heads)
         block.ffn.prune_channels(channels)
     return model
+
+
+def derive_mask(model: TransformerDecoder, ebn0_db: list[float], frames: int, batch_size: int, seed: int,
+                flops_keep: float) -> UnitMask:
+    """Fisher importance on a fixed zero-codeword stream of ``model.code`` at ``ebn0_db``, then the search."""
+    from eccflow.data.awgn import fixed_stream
+
+    batches = [(b["llr"], b["bits"]) for e in ebn0_db for b in fixed_stream(model.code, e, frames, batch_size, "zero", seed)]
+    heads, channels = fisher_importance(model, batches)
+    full, head_cost, channel_cost = unit_costs(model)
+    return search_mask(heads, channels, full, head_cost, channel_cost, flops_keep=flops_keep)

@@ -14,8 +14,8 @@ import time
 import mlflow
 import torch
 
-from eccflow.compress.fisher import apply_mask, fisher_importance, search_mask, unit_costs
-from eccflow.data.awgn import fixed_stream
+from eccflow.compress.fisher import apply_mask
+from eccflow.compress.fisher import derive_mask as fisher_derive_mask
 from eccflow.decoders.flops import flops_per_frame
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
@@ -29,17 +29,13 @@ def backbone_size(net: torch.nn.Module, n: int) -> dict[str, float]:
 
 
 def derive_mask(ctx: StageContext, model: torch.nn.Module):
-    """(mask, seconds): importance on the calibration stream, then the budgeted search."""
+    """(mask, seconds): importance on CODE's calibration stream, then the budgeted search."""
     st = ctx.stage_config
     if not 0 < st["flops_reduction"] < 1:
         raise ConfigError(f"stages.{ctx.name}.flops_reduction must lie in (0, 1), got {st['flops_reduction']}")
     start = time.perf_counter()
-    batches = [(b["llr"], b["bits"]) for e in st["calibration_ebn0_db"]
-               for b in fixed_stream(ctx.code, e, st["calibration_frames"], st["calibration_batch_size"], "zero",
-                                     ctx.config["seed"] + 7919)]
-    heads, channels = fisher_importance(model, batches)
-    full, head_cost, channel_cost = unit_costs(model)
-    mask = search_mask(heads, channels, full, head_cost, channel_cost, flops_keep=1.0 - st["flops_reduction"])
+    mask = fisher_derive_mask(model, st["calibration_ebn0_db"], st["calibration_frames"], st["calibration_batch_size"],
+                              ctx.config["seed"] + 7919, flops_keep=1.0 - st["flops_reduction"])
     return mask, time.perf_counter() - start
 
 
