@@ -126,23 +126,57 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     cfg["decoder"] = read_group("decoders", pipe.get("decoder", "neural_bp"))
     cfg["stages"] = {}
     for stage in pipe["stages"]:
-        cfg["stages"][stage] = read_group("stages", stage.split(":", 1)[0])  # "evaluate:zeroshot" reads evaluate.yaml
+        # "evaluate:zeroshot" reads evaluate.yaml; every stage may take its inputs from an earlier one (after:)
+        cfg["stages"][stage] = {"after": None, **read_group("stages", stage.split(":", 1)[0])}
     cfg["stage_order"] = list(pipe["stages"])
     cfg = deep_merge(cfg, {k: v for k, v in pipe.items() if k not in ("stages", "decoder", "stage_settings")}, strict=True)
     cfg["stages"] = deep_merge(cfg["stages"], pipe.get("stage_settings") or {}, strict=True, where="stages.")
     prof = read_group("profiles", profile)
     per_pipeline = prof.pop("pipelines", {}) or {}
+    cfg["stages"] = merge_stage_settings(cfg["stages"], prof.pop("stages", {}) or {}, must_match=False)
     cfg = deep_merge(cfg, prof, strict=True)
-    cfg = deep_merge(cfg, per_pipeline.get(pipeline, {}), strict=True)
+    cfg = _apply(cfg, per_pipeline.get(pipeline, {}))
     if overrides_file is not None:
-        from_file = read_overrides_file(overrides_file)
         try:
-            cfg = deep_merge(cfg, from_file, strict=True)
+            cfg = _apply(cfg, read_overrides_file(overrides_file))
         except ConfigError as err:
             raise ConfigError(f"overrides file {str(overrides_file)!r}: {err}") from None
     for text in overrides:
-        cfg = deep_merge(cfg, parse_override(text), strict=True)
+        cfg = _apply(cfg, parse_override(text))
+    _check_branches(cfg["stage_order"], cfg["stages"])
     return cfg
+
+
+def _check_branches(order: list[str], stages: dict[str, Any]) -> None:
+    """``stages.<s>.after`` must name a stage listed before ``s`` (its inputs are that stage's outputs)."""
+    for position, name in enumerate(order):
+        after = stages[name]["after"]
+        if after is not None and after not in order[:position]:
+            raise ConfigError(f"stages.{name}.after must name a stage listed before {name!r} "
+                              f"(one of {order[:position]}), got {after!r}")
+
+
+def _apply(cfg: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Strict merge of ``update`` into ``cfg``; its ``stages`` part by :func:`merge_stage_settings`."""
+    update = dict(update)
+    stages = update.pop("stages", None) or {}
+    cfg = deep_merge(cfg, update, strict=True)
+    cfg["stages"] = merge_stage_settings(cfg["stages"], stages, must_match=True)
+    return cfg
+
+
+def merge_stage_settings(stages: dict[str, Any], settings: dict[str, Any], must_match: bool) -> dict[str, Any]:
+    """Apply a profile's per-stage settings: ``evaluate`` reaches every ``evaluate`` and ``evaluate:<label>``
+    stage of the pipeline, ``evaluate:fp`` only that one. A key no stage matches is an error when
+    ``must_match`` (a pipeline's own section), else ignored (a profile serves every pipeline)."""
+    out = copy.deepcopy(stages)
+    for key, value in settings.items():
+        targets = [name for name in out if name == key or (":" not in key and name.split(":", 1)[0] == key)]
+        if not targets and must_match:
+            raise ConfigError(f"unknown config key 'stages.{key}'; stages of this pipeline: {sorted(out)}")
+        for name in targets:
+            out[name] = deep_merge(out[name], value, strict=True, where=f"stages.{name}.")
+    return out
 
 
 def config_hash(*parts: Any) -> str:

@@ -1,6 +1,7 @@
 """Transformer decoders (ECCT / FECCT / AECCT): masks, dense == sparse, universality, pruning, checkpoints."""
 from __future__ import annotations
 
+import math
 import numpy as np
 import pytest
 import torch
@@ -151,3 +152,11 @@ def test_checkpoint_for_another_code_or_architecture_is_refused(tmp_path):
 def test_config_round_trip():
     cfg = TransformerConfig.from_dict({"family": "fecct", **FECCT})
     assert cfg.universal and not TransformerConfig.from_dict(ECCT).universal
+
+
+def test_nve_leaves_out_points_where_the_baseline_made_no_error():
+    from eccflow.lit.base import normalized_validation_error
+
+    assert normalized_validation_error([(0.02, 0.01), (0.001, 0.002)]) == pytest.approx((2.0 + 0.5) / 2)
+    assert normalized_validation_error([(0.02, 0.01), (1e-4, 0.0)]) == pytest.approx(2.0)  # no 1e8 blow-up
+    assert math.isnan(normalized_validation_error([(1e-4, 0.0)]))

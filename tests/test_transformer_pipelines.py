@@ -7,6 +7,7 @@ import pytest
 from mlflow import MlflowClient
 
 from eccflow.config import compose
+from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
 from eccflow.track import configure_mlflow, load_registered_decoder
 
@@ -107,3 +108,39 @@ def test_aecct_pipeline_trains_full_precision_then_ternary():
     assert 0.3 < qat["compression"] < 0.94 and 0 < qat["sparsity_qkv"] < 1
     registered = load_registered_decoder("aecct", "BCH_n15_k7")
     assert registered.config.quantization == "aap"
+
+
+def test_a_branch_must_start_after_an_earlier_stage():
+    arms = compose("POLAR_n64_k48", "sap_arms", "quick")
+    assert arms["stages"]["sap"]["after"] == "pretrain" and arms["stages"]["recover:sap_lora"]["after"] == "sap"
+    with pytest.raises(ConfigError, match="stages.prune.after must name a stage listed before 'prune'"):
+        compose("POLAR_n64_k48", "sap_arms", "quick", ["stages.prune.after=evaluate:sap_lora"])
+
+
+@pytest.mark.slow
+def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path):
+    evals = ("evaluate:unpruned", "evaluate:dedicated", "evaluate:sap_full", "evaluate:sap_lora")
+    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", f"stages.sap.library_dir={tmp_path / 'sap'}",
+                 *(f"stages.{s}.calibration_{k}" for s in ("sap", "prune") for k in ("frames=64", "ebn0_db=[5.0]")),
+                 *(f"stages.{e}.{k}" for e in evals for k in ("max_frames=600", "batch_size=600", "ebn0_db=[5.0]"))]
+    summary = run_pipeline("BCH_n31_k16", "sap_arms", overrides=overrides, log=_quiet)
+    stages = summary["stages"]
+    # each branch starts from the pretrained backbone; LoRA arms carry adapters, the full arm none
+    assert stages["prune"]["outputs"]["teacher"] == stages["pretrain"]["outputs"]["checkpoint"]
+    assert stages["sap"]["outputs"]["teacher"] == stages["pretrain"]["outputs"]["checkpoint"]
+    assert "adapters" in stages["recover:sap_lora"]["outputs"] and "adapters" not in stages["recover:sap_full"]["outputs"]
+    flops = [stages[e]["metrics"]["decoder_flops"] for e in evals]
+    assert flops[1] == pytest.approx(flops[2]) == pytest.approx(flops[3]) and flops[1] < 0.61 * flops[0]
+    client = MlflowClient()
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    children = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{summary['parent_run_id']}'")
+    assert set(evals) <= {run.info.run_name for run in children}  # the four arms side by side in one parent run
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_compression_pipelines_share_the_fecct_pretrained_backbone(profile):
+    from eccflow.pipelines.runner import stage_key
+
+    keys = {p: stage_key("pretrain", compose("POLAR_n64_k48", p, profile), {})
+            for p in ("fecct", "fecct_prune", "sap", "sap_full", "sap_library", "sap_arms")}
+    assert len(set(keys.values())) == 1, keys

@@ -4,7 +4,8 @@ The module receives a built network (``net``) and the config that rebuilds it (`
 ``code``), so checkpoints reload without Lightning (:func:`load_decoder`). Validation dataloader i
 is Eb/N0 ``val_ebn0_db[i]``; it logs ``val/ber_4dB``, ``val/fer_4dB``, ``val/neg_ln_ber_4dB`` per
 Eb/N0 and the normalised validation error NVE = mean_s BER_net(s) / BER_baseline(s) (NWD paper,
-after Be'ery et al.) where the baseline is the classical decoder on the same validation words. A
+after Be'ery et al.) where the baseline is the classical decoder on the same validation words (points
+where the baseline made no bit error have no ratio and are left out of the mean). A
 universal model validated on a code mixture gets one dataloader per (code, Eb/N0), metrics named
 ``val/neg_ln_ber_<code>_4dB``, one baseline per code, and the NVE over all pairs.
 """
@@ -26,6 +27,15 @@ from eccflow.eval.metrics import BitErrorRate, FrameErrorRate
 def db_key(ebn0_db: float) -> str:
     """Metric suffix for an Eb/N0: 4.0 -> '4dB', 4.5 -> '4.5dB'."""
     return f"{ebn0_db:g}dB"
+
+
+def normalized_validation_error(pairs: list[tuple[float, float]]) -> float:
+    """NVE = mean over points of BER_net / BER_baseline, from (BER_net, BER_baseline) pairs.
+
+    A point where the baseline made no bit error has no ratio and is left out; NaN if none is left.
+    """
+    ratios = [net / base for net, base in pairs if base > 0]
+    return sum(ratios) / len(ratios) if ratios else float("nan")
 
 
 class DecoderLitModule(L.LightningModule):
@@ -87,12 +97,12 @@ class DecoderLitModule(L.LightningModule):
             self.log(f"val/neg_ln_ber_{key}", -math.log(max(ber, 1e-12)), add_dataloader_idx=False)
             if self.baselines:
                 base = float(self.baseline_ber[i].compute())
-                ratios.append(ber / max(base, 1e-12))
+                ratios.append((ber, base))
             self.val_ber[i].reset()
             self.val_fer[i].reset()
         if self.baselines:
             self._baseline_done = True
-            self.log("val/nve", sum(ratios) / len(ratios), prog_bar=True, add_dataloader_idx=False)
+            self.log("val/nve", normalized_validation_error(ratios), prog_bar=True, add_dataloader_idx=False)
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)

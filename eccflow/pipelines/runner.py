@@ -97,7 +97,7 @@ def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
     """Cache key of a stage: its config, the shared config, its inputs' content, the package version."""
     keys = [k for k in SHARED_KEYS if not (k == "code" and stage_function(name) in CODE_INDEPENDENT)]
     shared = {k: config.get(k) for k in keys}
-    stage_cfg = {k: v for k, v in config["stages"][name].items() if k not in TUNING_KEYS}
+    stage_cfg = {k: v for k, v in config["stages"][name].items() if k not in TUNING_KEYS and k != "after"}  # inputs carry it
     return config_hash(name, stage_cfg, shared, {k: file_digest(v) for k, v in sorted(inputs.items())}, __version__)
 
 
@@ -142,7 +142,10 @@ def run_pipeline(
         summary["parent_run_id"] = parent.info.run_id
         log_config(config)
         inputs: dict[str, str] = {}
+        after_stage: dict[str, dict[str, str]] = {}  # the inputs as they stood after each stage (branches)
         for name in config["stage_order"]:
+            if config["stages"][name]["after"] is not None:
+                inputs = dict(after_stage[config["stages"][name]["after"]])
             key = stage_key(name, config, inputs)
             out_dir = cache / f"{name.replace(':', '_')}-{key}"
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -167,5 +170,6 @@ def run_pipeline(
                     _write_done(done_file, result, key, run.info.run_id)
                     cached = False
             inputs.update(result.outputs)
+            after_stage[name] = dict(inputs)
             summary["stages"][name] = {"outputs": result.outputs, "metrics": result.metrics, "cached": cached}
     return summary
