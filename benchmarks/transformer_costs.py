@@ -115,7 +115,7 @@ def main() -> None:
     lines = ["# Transformer decoder costs", "",
              f"- Date: {started:%Y-%m-%d %H:%M} UTC; {platform.processor() or platform.machine()}, torch {torch.__version__}, "
              f"{args.threads} threads",
-             f"- Command: `.venv/bin/python benchmarks/transformer_costs.py{' --quick' if args.quick else ''}`", ""]
+             f"- Command: `.venv/bin/python benchmarks/transformer_costs.py{' --quick' if args.quick else ''} --threads {args.threads}`", ""]
     lines += sparsity_table(shared) + [""]
     lines += impl_table(impl_codes, batch if not args.quick else 8, repeats) + [""]
     lines += throughput_table(batch, repeats) + [""]

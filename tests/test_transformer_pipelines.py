@@ -139,8 +139,9 @@ def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path):
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
 def test_compression_pipelines_share_the_fecct_pretrained_backbone(profile):
-    from eccflow.pipelines.runner import stage_key
+    from eccflow.pipelines.runner import _load_stages, stage_key
 
+    _load_stages()  # registers pretrain as code-independent
     keys = {p: stage_key("pretrain", compose("POLAR_n64_k48", p, profile), {})
             for p in ("fecct", "fecct_prune", "sap", "sap_full", "sap_library", "sap_arms")}
     assert len(set(keys.values())) == 1, keys
