@@ -21,10 +21,17 @@ from eccflow.pipelines.runner import StageContext, StageResult, stage
 LOADER = "eccflow.lit.checkpoint:load_decoder"
 
 
+def evaluation_device(config: dict) -> str:
+    """``cuda`` when the pipeline trains on a GPU that is present, else ``cpu``."""
+    import torch
+
+    return "cuda" if config["trainer"]["accelerator"] in ("gpu", "cuda") and torch.cuda.is_available() else "cpu"
+
+
 def evaluation_kwargs(ctx: StageContext) -> dict:
     st = ctx.stage_config
     return dict(min_frame_errors=st["min_frame_errors"], max_frames=st["max_frames"], batch_size=st["batch_size"],
-                seed=ctx.config["seed"], codewords=st["codewords"], progress=False)
+                seed=ctx.config["seed"], codewords=st["codewords"], progress=False, device=evaluation_device(ctx.config))
 
 
 @stage("evaluate")
@@ -33,17 +40,18 @@ def evaluate(ctx: StageContext) -> StageResult:
 
     st, dec = ctx.stage_config, ctx.config["decoder"]
     checkpoint = ctx.inputs["checkpoint"]
-    model = load_decoder(checkpoint, code=ctx.code)  # a universal model decodes CODE whatever it was trained on
+    device = evaluation_device(ctx.config)
+    model = load_decoder(checkpoint, code=ctx.code).to(device)  # a universal model decodes CODE whatever it was trained on
     iterations = int(dec.get("iterations", st["baseline_iterations"]))
     label = f"{dec['family']} L={dec['iterations']}" if "iterations" in dec else f"{dec['family']} N={dec['layers']} d={dec['d_model']}"
     curves = {label: monte_carlo(model, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))}
     metrics = point_metrics(curves[label])
     for name in st["baselines"]:
-        baseline = build_classical_decoder(name, ctx.code, iterations=iterations)
+        baseline = build_classical_decoder(name, ctx.code, iterations=iterations).to(device)
         curves[f"{name} L={iterations}"] = results = monte_carlo(baseline, ctx.code, st["ebn0_db"], **evaluation_kwargs(ctx))
         metrics.update(point_metrics(results, prefix=f"{name}_"))
     metrics["decoder_params"] = float(sum(p.numel() for p in model.parameters()))
-    metrics["decoder_flops"] = float(flops_per_frame(model, ctx.code.n))
+    metrics["decoder_flops"] = float(flops_per_frame(model.cpu(), ctx.code.n))
     tables = "\n".join(markdown_table(results, title=f"{ctx.code.name}: {name}") for name, results in curves.items())
     ctx.log(tables)
     (ctx.out_dir / "ber_table.md").write_text(tables)
