@@ -160,3 +160,12 @@ def test_nve_leaves_out_points_where_the_baseline_made_no_error():
     assert normalized_validation_error([(0.02, 0.01), (0.001, 0.002)]) == pytest.approx((2.0 + 0.5) / 2)
     assert normalized_validation_error([(0.02, 0.01), (1e-4, 0.0)]) == pytest.approx(2.0)  # no 1e8 blow-up
     assert math.isnan(normalized_validation_error([(1e-4, 0.0)]))
+
+
+def test_auto_attention_goes_sparse_only_for_sparse_masks_of_long_codes():
+    dense_mask = TransformerDecoder(get_code("BCH_n255_k207"), {"layers": 1, "d_model": 16, "heads": 2})
+    assert dense_mask.graph.kept_fraction > 0.5 and dense_mask.impl_for(dense_mask.graph) == "dense"
+    sparse_mask = TransformerDecoder(get_code("LDPC_n648_k486"), {"layers": 1, "d_model": 16, "heads": 2})
+    assert sparse_mask.graph.kept_fraction < 0.1 and sparse_mask.impl_for(sparse_mask.graph) == "sparse"
+    short = TransformerDecoder(get_code("LDPC_n49_k24"), {"layers": 1, "d_model": 16, "heads": 2})
+    assert short.impl_for(short.graph) == "dense"

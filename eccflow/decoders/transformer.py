@@ -53,7 +53,11 @@ class OutputHead(str, Enum):
     SHARED = "shared"
 
 
-SPARSE_MIN_TOKENS = 512  # ``impl="auto"``: sparse attention from this many tokens on (benchmarks/attention_impl.md)
+# ``impl="auto"``: sparse attention only where the mask keeps few query-key pairs. Measured on the CPU
+# (benchmarks/results/transformer_costs.md): sparse wins at 6.9% and 1.9% kept pairs (LDPC(648,486),
+# NR5G n=1040: 1.8x, 2.0x) and loses at 36% and above (LDPC(121,60) 0.54x; BCH / polar 0.2-0.3x).
+SPARSE_MAX_KEPT = 0.15
+SPARSE_MIN_TOKENS = 256
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class TokenGraph(nn.Module):
         self.register_buffer("H", torch.tensor(code.H, dtype=torch.float32), persistent=False)
         self.register_buffer("distance", torch.as_tensor(distance, dtype=torch.long), persistent=False)
         self.register_buffer("spe", None if spe is None else torch.as_tensor(spe), persistent=False)
+        self.kept_fraction = float((self.distance <= max_distance).float().mean())  # pairs the mask keeps
 
     @property
     def tokens(self) -> int:
@@ -189,7 +194,8 @@ class TransformerDecoder(nn.Module):
     def impl_for(self, graph: TokenGraph) -> str:
         if self.config.impl != "auto":
             return self.config.impl
-        return AttentionImpl.SPARSE.value if graph.tokens >= SPARSE_MIN_TOKENS else AttentionImpl.DENSE.value
+        sparse = graph.tokens >= SPARSE_MIN_TOKENS and graph.kept_fraction <= SPARSE_MAX_KEPT
+        return AttentionImpl.SPARSE.value if sparse else AttentionImpl.DENSE.value
 
     def embed(self, llr: torch.Tensor, graph: TokenGraph) -> torch.Tensor:
         """Tokens (B, N, d_model) from channel LLRs (B, n)."""
