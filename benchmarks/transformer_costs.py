@@ -52,7 +52,7 @@ def sparsity_table(names: list[str]) -> list[str]:
         model = TransformerDecoder(code, FECCT_PAPER).eval()
         distance = model.graph.distance
         tokens = distance.shape[0]
-        ecct = float((distance <= 2).float().mean())
+        ecct = model.graph.kept_fraction  # max_distance 2: the ECCT mask
         first = float(((distance == 0) | (distance == 1)).float().mean())
         second = float(((distance == 0) | (distance == 2)).float().mean())
         hpsa = (first + second) / 2  # half the heads on each ring
@@ -79,7 +79,7 @@ def impl_table(names: list[str], max_batch: int, repeats: int) -> list[str]:
             block, distance = model.blocks[0], model.graph.distance
             dense = median_seconds(lambda: block(x, distance, "dense"), repeats)
             sparse = median_seconds(lambda: block(x, distance, "sparse"), repeats)
-        kept = float((distance <= 2).float().mean())
+        kept = model.graph.kept_fraction
         lines.append(f"| {code.name} | {distance.shape[0]} | {kept:.1%} | {batch} | {1e6 * dense / batch:.1f} | "
                      f"{1e6 * sparse / batch:.1f} | {dense / sparse:.2f} |")
     return lines

@@ -24,27 +24,16 @@ from eccflow.compress.fisher import UnitMask
 from eccflow.compress.sap import signature
 
 
-def _degree_distance(a: Code, b: Code) -> float:
-    return float(wasserstein_distance(a.variable_degrees, b.variable_degrees))
+def _laplacian_spectrum(normalized: bool) -> Callable[[Code], np.ndarray]:
+    return lambda code: laplacian_eigenpairs(code, 5, normalized)[0][1:]
 
 
-def _laplacian_distance(normalized: bool) -> Callable[[Code, Code], float]:
-    def distance(a: Code, b: Code) -> float:
-        ea = laplacian_eigenpairs(a, 5, normalized)[0][1:]
-        eb = laplacian_eigenpairs(b, 5, normalized)[0][1:]
-        return float(np.linalg.norm(ea - eb))
-    return distance
-
-
-def _sap_distance(a: Code, b: Code) -> float:
-    return float(np.linalg.norm(np.subtract(signature(a, 2), signature(b, 2))))
-
-
-DISTANCES: dict[str, Callable[[Code, Code], float]] = {
-    "sap (2 largest singular values)": _sap_distance,
-    "variable-degree Wasserstein": _degree_distance,
-    "Laplacian (4 smallest non-trivial)": _laplacian_distance(False),
-    "normalised Laplacian (4 smallest non-trivial)": _laplacian_distance(True),
+# name -> (per-code feature, distance between two features); features are computed once per code
+SIGNATURES: dict[str, tuple[Callable[[Code], np.ndarray], Callable[[np.ndarray, np.ndarray], float]]] = {
+    "sap (2 largest singular values)": (lambda code: np.asarray(signature(code, 2)), lambda a, b: float(np.linalg.norm(a - b))),
+    "variable-degree Wasserstein": (lambda code: np.asarray(code.variable_degrees), lambda a, b: float(wasserstein_distance(a, b))),
+    "Laplacian (4 smallest non-trivial)": (_laplacian_spectrum(False), lambda a, b: float(np.linalg.norm(a - b))),
+    "normalised Laplacian (4 smallest non-trivial)": (_laplacian_spectrum(True), lambda a, b: float(np.linalg.norm(a - b))),
 }
 
 
@@ -61,16 +50,17 @@ def analyse(codes: list[Code], masks: dict[str, UnitMask], temperature: float = 
     pairs = [(a, b) for i, a in enumerate(codes) for b in codes[i + 1:]]
     jaccards = [masks[a.name].jaccard(masks[b.name]) for a, b in pairs]
     results = []
-    for name, distance in DISTANCES.items():
-        sims = [math.exp(-distance(a, b) / temperature) for a, b in pairs]
+    for name, (feature, distance) in SIGNATURES.items():
+        features = {c.name: feature(c) for c in codes}
+        sims = [math.exp(-distance(features[a.name], features[b.name]) / temperature) for a, b in pairs]
         r = float(pearsonr(sims, jaccards).statistic) if len(pairs) > 2 and np.std(sims) > 0 else float("nan")
         results.append(PairAnalysis(name, sims, jaccards, r))
     retrieval = []
     signatures = {c.name: signature(c, 4) for c in codes}
     for code in codes:
         row = {"code": code.name}
+        others = [c for c in codes if c.name != code.name]
         for count in range(1, 5):
-            others = [c for c in codes if c.name != code.name]
             nearest = min(others, key=lambda c: np.linalg.norm(np.subtract(signatures[c.name][:count], signatures[code.name][:count])))
             row[f"nearest_{count}"] = nearest.name
             row[f"jaccard_{count}"] = masks[nearest.name].jaccard(masks[code.name])
