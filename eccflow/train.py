@@ -85,6 +85,7 @@ def fit(
     init_checkpoint: str | Path | None = None,
     stage: str = "train",
     lit_module: DecoderLitModule | None = None,
+    datamodule: L.LightningDataModule | None = None,
 ) -> tuple[Path, dict[str, float]]:
     """Train; returns (path of the selected checkpoint copied to ``out_dir/model.ckpt``, summary metrics).
 
@@ -92,14 +93,15 @@ def fit(
     ``last.ckpt`` is already there (a killed run), training resumes from it. ``init_checkpoint``
     starts from trained weights (fine-tuning a pretrained backbone). ``stage`` names the config block
     (``train``, ``pretrain``, ``finetune``) with the optimiser settings and an optional ``max_epochs``.
-    ``lit_module`` replaces the family's default module (e.g. LoRA + KD recovery).
+    ``lit_module`` replaces the family's default module (e.g. LoRA + KD recovery), ``datamodule`` the
+    default AWGN stream (e.g. active learning or boosting samples for window decoders).
     """
     st, tr = config["stages"][stage], config["trainer"]
     if st["monitor_mode"] not in ("min", "max"):
         raise ConfigError(f"stages.{stage}.monitor_mode must be 'min' or 'max', got {st['monitor_mode']!r}")
     torch.manual_seed(config["seed"])
     lit = lit_module if lit_module is not None else build_lit_module(code, config, init_checkpoint, stage)
-    datamodule = build_datamodule(code, config, stage)
+    datamodule = datamodule if datamodule is not None else build_datamodule(code, config, stage)
     ckpt_dir = Path(out_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"], save_last=True)
     trainer = L.Trainer(

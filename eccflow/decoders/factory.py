@@ -65,4 +65,12 @@ def build_decoder(code: Code, config: dict) -> nn.Module:
 
             apply_mask(net, UnitMask(**config["unit_mask"]))
         return net
-    raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', *TRANSFORMER_FAMILIES]}")
+    if family == "nwd":
+        from eccflow.decoders.window import WindowDecoder
+
+        options = {k: v for k, v in config.items() if k != "family"}
+        try:
+            return WindowDecoder(code, **options)
+        except TypeError as err:
+            raise ConfigError(f"decoder config for nwd: {err}") from None
+    raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', 'nwd', *TRANSFORMER_FAMILIES]}")
