@@ -217,3 +217,11 @@ def test_boosting_collects_connected_windows(chain, tmp_path: Path):
     module = BoostingDataModule(data, batch_size=8, val_fraction=0.25)
     batch = next(iter(module.train_dataloader()))
     assert {"llr", "fixed_llr", "bits", "window"} <= set(batch)
+
+
+def test_proto_edge_sharing_refines_proto_check_sharing(chain):
+    by_check = WindowDecoder(chain, 3, 1, 3, weight_init=0.7, scope="all")
+    by_edge = WindowDecoder(chain, 3, 1, 3, weight_init=0.7, weight_sharing="proto-edge", scope="all")
+    assert by_edge.weights.shape[1] == by_edge.proto_edges > by_check.weights.shape[1] == by_check.proto_checks
+    llr = 2.0 + 2.0 * torch.randn(16, by_check.graph.n_active)
+    assert torch.allclose(by_check(llr).llr, by_edge(llr).llr)  # equal weights: the same decoder

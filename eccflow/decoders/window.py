@@ -118,7 +118,7 @@ class WindowGraph(TannerGraph):
         targets = np.flatnonzero(var_pos[active] < start + target)
         for name, values in (("active_vars", active), ("fixed_vars", fixed), ("edge_fixed", edge_var >= active.size),
                              ("edge_proto_check", rel_check), ("edge_proto_edge", proto_edge_index[rel_check, rel_var]),
-                             ("check_proto", meta["proto_check"][checks] - start * b_c), ("targets", targets)):
+                             ("targets", targets)):
             self.register_buffer(name, torch.as_tensor(values), persistent=False)
 
 

@@ -28,6 +28,7 @@ from eccflow.data.boosting import BoostingDataModule, collect_ep_samples, load_e
 from eccflow.decoders.factory import build_decoder
 from eccflow.decoders.window import ChainDecoder, WindowDecoder, schedule_importance, skip_order
 from eccflow.decoders.window_complexity import complexity_table, window_complexity
+from eccflow.codes import Code
 from eccflow.errors import ConfigError
 from eccflow.eval.chain import chain_table, evaluate_chain
 from eccflow.eval.montecarlo import bpsk_awgn_channel
@@ -51,53 +52,58 @@ def baseline_decoder(ctx: StageContext, kind: str = "wd") -> WindowDecoder:
     return WindowDecoder(ctx.code, neural=False, **{**dec, "check_update": "sum-product"})
 
 
-def _net_config(ctx: StageContext) -> dict[str, Any]:
-    st = ctx.stage_config
-    cfg = {k: v for k, v in ctx.config["decoder"].items() if k != "wd_normalization"}
-    if st.get("scope"):
-        cfg["scope"] = st["scope"]
-    cfg["damping"] = bool(st.get("damping", False))
-    return cfg
-
-
-@stage("nwd")
-def nwd(ctx: StageContext) -> StageResult:
-    st, d = ctx.stage_config, ctx.config["data"]
-    net_config = _net_config(ctx)
-    net = build_decoder(ctx.code, net_config)
-    if st.get("init"):
-        if st["init"] not in ctx.inputs:
-            raise ConfigError(f"stages.{ctx.name}.init = {st['init']!r} is not an output of an earlier stage "
-                              f"(have {sorted(ctx.inputs)})")
-        source = load_decoder(ctx.inputs[st["init"]])
-        net.load_weight_set(source.weights.detach())
+def train_window_decoder(code: Code, config: dict[str, Any], stage_name: str, out_dir: Path, logger: Any = False,
+                         init_weights: torch.Tensor | None = None) -> tuple[Path, dict[str, float]]:
+    """Train the NWD of ``config['decoder']`` under ``config['stages'][stage_name]`` on the independent window:
+    active learning (or plain samples with ``active: false``), NVE against WD picks the epoch. Returns the
+    selected checkpoint and the training metrics (usable outside a pipeline, e.g. by the ablation benchmark)."""
+    st, d = config["stages"][stage_name], config["data"]
+    net_config = {k: v for k, v in config["decoder"].items() if k != "wd_normalization"}
+    net_config |= {"scope": st.get("scope") or net_config.get("scope", "target"), "damping": bool(st.get("damping", False))}
+    net = build_decoder(code, net_config)
+    if init_weights is not None:
+        net.load_weight_set(init_weights)
     graph = net.graph
-    channel = _chain_rate_channel(ctx.code.rate)
+    channel = _chain_rate_channel(code.rate)
     val_ebn0 = [float(v) for v in d["val_ebn0_db"]]
     if st["active"]:
         sampler = ActiveErrorSampler(graph.active_code, d["train_ebn0_db"], int(st["frames_per_snr"]),
                                      max_candidates_per_snr=int(st["max_candidates_per_snr"]),
                                      candidate_batch_size=int(st["candidate_batch_size"]), channel=channel,
-                                     seed=ctx.config["seed"],
+                                     seed=config["seed"],
                                      error_positions=graph.targets.tolist() if net.scope.value == "target" else None)
         datamodule = ActiveErrorDataModule(sampler, int(d["batch_size"]), val_ebn0_db=val_ebn0,
                                            val_frames=int(d["val_frames"]), val_batch_size=int(d["val_frames"]))
         callbacks = [ActiveYieldLogger()]
-    else:  # ablation: plain samples, equal count per SNR on average
+    else:  # ablation: plain channel samples, the same number of frames per epoch
         datamodule = AWGNDataModule(graph.active_code, [float(v) for v in d["train_ebn0_db"]], batch_size=int(d["batch_size"]),
                                     batches_per_epoch=int(st["frames_per_snr"]) * len(d["train_ebn0_db"]) // int(d["batch_size"]),
-                                    val_ebn0_db=val_ebn0, val_frames=int(d["val_frames"]), seed=ctx.config["seed"],
+                                    val_ebn0_db=val_ebn0, val_frames=int(d["val_frames"]), seed=config["seed"],
                                     channel=channel)
         callbacks = []
-    lit = WindowLitModule(net, net_config, ctx.code.name, loss=st["loss"], damping_l1=float(st.get("damping_l1", 0.0)),
-                          val_ebn0_db=val_ebn0, lr=float(st["lr"]), lr_min=float(st["lr_min"]),
-                          baseline={ctx.code.name: baseline_decoder(ctx)})
-    logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
-    model, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit,
-                         datamodule=datamodule, callbacks=callbacks)
+    wd = WindowDecoder(code, net.window, net.target, net.iterations, neural=False,
+                       normalization=float(config["decoder"]["wd_normalization"]))
+    lit = WindowLitModule(net, net_config, code.name, loss=st["loss"], damping_l1=float(st.get("damping_l1", 0.0)),
+                          val_ebn0_db=val_ebn0, lr=float(st["lr"]), lr_min=float(st["lr_min"]), baseline={code.name: wd})
+    model, metrics = fit(code, config, out_dir, logger=logger, stage=stage_name, lit_module=lit, datamodule=datamodule,
+                         callbacks=callbacks, progress=False)
     trained = load_decoder(model)
     metrics |= {"stored_weights": float(trained.stored_weights),
                 "weights_all_inclusive": float(trained.iterations * trained.weights.shape[1])}
+    return model, metrics
+
+
+@stage("nwd")
+def nwd(ctx: StageContext) -> StageResult:
+    st = ctx.stage_config
+    init = None
+    if st.get("init"):
+        if st["init"] not in ctx.inputs:
+            raise ConfigError(f"stages.{ctx.name}.init = {st['init']!r} is not an output of an earlier stage "
+                              f"(have {sorted(ctx.inputs)})")
+        init = load_decoder(ctx.inputs[st["init"]]).weights.detach()
+    logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
+    model, metrics = train_window_decoder(ctx.code, ctx.config, ctx.name, ctx.out_dir, logger, init)
     mlflow.log_metrics(metrics)
     mlflow.log_artifact(str(model), artifact_path="checkpoint")
     return StageResult(outputs={ctx.name: str(model)}, metrics=metrics)
