@@ -217,6 +217,9 @@ def test_boosting_collects_connected_windows(chain, tmp_path: Path):
     module = BoostingDataModule(data, batch_size=8, val_fraction=0.25)
     batch = next(iter(module.train_dataloader()))
     assert {"llr", "fixed_llr", "bits", "window"} <= set(batch)
+    assert batch["llr"].shape[1] == decoder.graphs[batch["window"]].n_active
+    direct = BoostingDataModule.from_chain(decoder, 1.5, samples=40, max_frames=400)
+    assert sum(len(b["llr"]) for b in direct.train_dataloader()) + sum(len(b["llr"]) for b in direct.val_dataloader()) == 40
 
 
 def test_proto_edge_sharing_refines_proto_check_sharing(chain):

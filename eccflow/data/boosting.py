@@ -98,6 +98,13 @@ class BoostingDataModule(L.LightningDataModule):
             self.val_sets[j] = {k: v[:held] for k, v in entry.items()}
             self.train_sets[j] = {k: v[held:] for k, v in entry.items()}
 
+    @classmethod
+    def from_chain(cls, chain: ChainDecoder, ebn0_db: float, samples: int, max_frames: int = 1_000_000,
+                   batch_size: int = 128, val_fraction: float = 0.2, seed: int = 0) -> "BoostingDataModule":
+        """Run the chain decoder now (boosting collection) and serve what it collected."""
+        data = collect_ep_samples(chain, ebn0_db, samples, max_frames=max_frames, seed=seed)
+        return cls(data, batch_size=batch_size, val_fraction=val_fraction, seed=seed)
+
     def _batches(self, sets: dict[int, dict[str, torch.Tensor]], generator: torch.Generator | None) -> list[dict[str, Any]]:
         out = []
         for j, entry in sets.items():
