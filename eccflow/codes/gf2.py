@@ -107,3 +107,31 @@ def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if a.shape[-1] >= 2**24:
         raise ValueError(f"inner dimension {a.shape[-1]} too large for an exact float32 GF(2) product")
     return np.remainder(a.astype(np.float32) @ b.astype(np.float32), 2).astype(np.uint8)
+
+
+def inverse(matrix: np.ndarray) -> np.ndarray:
+    """Inverse of a square GF(2) matrix, by eliminating [A | I] to [I | A^{-1}]; ValueError if singular."""
+    a = _as_bits(matrix)
+    size = a.shape[0]
+    if a.shape[1] != size:
+        raise ValueError(f"only a square matrix has an inverse, got shape {a.shape}")
+    reduced, pivots = rref(np.concatenate([a, np.eye(size, dtype=np.uint8)], axis=1))
+    if pivots.size < size or pivots[size - 1] >= size:
+        raise ValueError(f"the {size} x {size} matrix is singular over GF(2)")
+    return reduced[:, size:]
+
+
+def right_inverse(generator: np.ndarray) -> np.ndarray:
+    """A pseudo-inverse G^+ (n x k) of a full-rank k x n generator: G G^+ = I_k over GF(2).
+
+    With S the pivot columns of rref(G) (an information set, G[:, S] invertible), G^+ is zero outside
+    the rows S and (G[:, S])^{-1} on them, so u = c G^+ recovers the message of every codeword c = u G.
+    """
+    g = _as_bits(generator)
+    k = g.shape[0]
+    pivots = rref(g)[1]
+    if pivots.size < k:
+        raise ValueError(f"generator of shape {g.shape} has GF(2) rank {pivots.size} < {k} rows: no right inverse")
+    pseudo = np.zeros((g.shape[1], k), dtype=np.uint8)
+    pseudo[pivots] = inverse(g[:, pivots])
+    return pseudo

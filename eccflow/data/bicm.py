@@ -18,10 +18,23 @@ from eccflow.errors import ConfigError
 
 
 def build_bicm_channel(code: Code, modulation: str = "qam", order: int = 16, demapping: str = "exact",
-                       interleaver_seed: int = 0) -> BICMChannel:
+                       interleaver_seed: int = 0, labelling: str = "gray") -> BICMChannel:
     """A BICM channel for ``code``: Gray ``order``-``modulation`` and a random interleaver of length n."""
-    constellation = make_constellation(modulation, order)  # ConfigError on a bad family / order
+    constellation = make_constellation(modulation, order, labelling)  # ConfigError on a bad family / order / labelling
     return BICMChannel(constellation, RandomInterleaver(code.n, seed=int(interleaver_seed)), parse_demapping(demapping))
+
+
+def decoder_channel(code: Code, decoder_config: dict) -> BICMChannel | None:
+    """The BICM channel a decoder config declares (``channel: bicm`` with ``modulation``, ``order``,
+    ``labelling``, ``demapper``, ``interleaver_seed``, as the SBND keeps them), or None for BPSK-AWGN."""
+    kind = decoder_config.get("channel", "awgn")
+    if kind == "awgn":
+        return None
+    if kind != "bicm":
+        raise ConfigError(f"decoder.channel must be 'awgn' or 'bicm', got {kind!r}")
+    return build_bicm_channel(code, decoder_config.get("modulation", "qam"), int(decoder_config.get("order", 16)),
+                              decoder_config.get("demapper", "exact"), int(decoder_config.get("interleaver_seed", 0)),
+                              decoder_config.get("labelling", "gray"))
 
 
 class BICMDataModule(AWGNDataModule):
