@@ -12,7 +12,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from eccflow.codes import Code, get_code
-from eccflow.data import AWGNDataModule, MultiCodeDataModule
+from eccflow.data import AWGNDataModule, BICMDataModule, MultiCodeDataModule
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.flops import flops_per_frame
 from eccflow.decoders.factory import TRANSFORMER_FAMILIES, build_decoder
@@ -27,6 +27,11 @@ def build_datamodule(code: Code, config: dict[str, Any], stage: str = "train") -
                   val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"], seed=config["seed"], num_workers=d["num_workers"])
     if st.get("codes"):
         return MultiCodeDataModule(st["codes"], d["train_ebn0_db"], weights=st.get("weights"), **common)
+    dec = config.get("decoder", {})
+    if dec.get("channel", "awgn") == "bicm":  # the BICM system the decoder declares (SBND)
+        return BICMDataModule(code, d["train_ebn0_db"], modulation=dec.get("modulation", "qam"),
+                              order=int(dec.get("order", 16)), demapping=dec.get("demapper", "exact"),
+                              interleaver_seed=int(dec.get("interleaver_seed", 0)), **common)
     return AWGNDataModule(code, d["train_ebn0_db"], **common)
 
 
@@ -52,6 +57,14 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
                   val_codes=[c.name for c in codes] if st.get("codes") else None)
     if dec["family"] in TRANSFORMER_FAMILIES:
         return TransformerLitModule(net, dec, code.name, **common)
+    if dec["family"] == "sbnd":
+        from eccflow.lit.sbnd import SBNDLitModule
+
+        return SBNDLitModule(net, dec, code.name, **common)
+    if dec["family"] == "ewgnn":
+        from eccflow.lit.ewgnn import EWGNNLitModule
+
+        return EWGNNLitModule(net, dec, code.name, multiloss=st["multiloss"], **common)
     return NeuralBPLitModule(net, dec, code.name, multiloss=st["multiloss"], **common)
 
 

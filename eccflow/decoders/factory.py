@@ -13,6 +13,7 @@ class ClassicalDecoder(str, Enum):
     BP = "bp"
     MINSUM = "minsum"
     OSD = "osd"
+    HARD = "hard"
 
 
 def build_classical_decoder(
@@ -24,7 +25,8 @@ def build_classical_decoder(
     offset: float = 0.0,
     early_stop: bool = False,
 ) -> nn.Module:
-    """``bp`` (sum-product), ``minsum`` (normalised/offset min-sum; default factor 1) or ``osd`` (order 0-2)."""
+    """``bp`` (sum-product), ``minsum`` (normalised/offset min-sum; default factor 1), ``osd`` (order 0-2) or
+    ``hard`` (hard decisions, no decoding)."""
     try:
         kind = ClassicalDecoder(name)
     except ValueError:
@@ -33,6 +35,10 @@ def build_classical_decoder(
         from eccflow.decoders.osd import OSDDecoder
 
         return OSDDecoder(code, order=order)
+    if kind is ClassicalDecoder.HARD:
+        from eccflow.decoders.hard import HardDecisionDecoder
+
+        return HardDecisionDecoder(code)
     from eccflow.decoders.message_passing import BeliefPropagationDecoder
 
     rule = "sum-product" if kind is ClassicalDecoder.BP else "min-sum"
@@ -65,6 +71,18 @@ def build_decoder(code: Code, config: dict) -> nn.Module:
 
             apply_mask(net, UnitMask(**config["unit_mask"]))
         return net
+    if family == "ewgnn":
+        from eccflow.decoders.ewgnn import EWGNNDecoder
+
+        options = {k: v for k, v in config.items() if k != "family"}
+        try:
+            return EWGNNDecoder(code, **options)
+        except TypeError as err:
+            raise ConfigError(f"decoder config for ewgnn: {err}") from None
+    if family == "sbnd":
+        from eccflow.decoders.sbnd import SBNDDecoder
+
+        return SBNDDecoder(code, config)
     if family == "nwd":
         from eccflow.decoders.window import WindowDecoder
 
@@ -73,4 +91,4 @@ def build_decoder(code: Code, config: dict) -> nn.Module:
             return WindowDecoder(code, **options)
         except TypeError as err:
             raise ConfigError(f"decoder config for nwd: {err}") from None
-    raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', 'nwd', *TRANSFORMER_FAMILIES]}")
+    raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', 'ewgnn', 'nwd', 'sbnd', *TRANSFORMER_FAMILIES]}")
