@@ -40,6 +40,9 @@ def main() -> None:
                                f"({p['frame_errors']} FE / {p['frames']} fr)" for p in points)
             code = stage.split(":", 1)[1] if ":" in stage else args.code
             rows.append(f"| {code} | {label} | {cells} |")
+    train = summary["stages"]["train"]["metrics"]
+    print(f"train: {train.get('train_seconds', float('nan')) / 60:.1f} CPU minutes, {train.get('decoder_params'):.0f} parameters, "
+          f"best val NVE {train.get('best_val_nve', float('nan')):.3f}")
     header = "| code | decoder | 4 dB | 5 dB | 6 dB |\n|---|---|---|---|---|"
     text = header + "\n" + "\n".join(rows) + "\n"
     (out / "summary.md").write_text(text)
