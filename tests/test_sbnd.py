@@ -39,6 +39,9 @@ def test_right_inverse_recovers_messages_of_systematic_and_scrambled_generators(
         assert not gf2.matmul(G, code.H.T).any()  # still a generator of the same code
         pinv = gf2.right_inverse(G)
         assert np.array_equal(gf2.matmul(G, pinv), np.eye(code.k, dtype=np.uint8))
+    # for the systematic G the pseudo-inverse on the information set just reads the message bits
+    pinv = gf2.right_inverse(code.G, columns=code.info_set)
+    assert np.array_equal(pinv[code.info_set], np.eye(code.k, dtype=np.uint8)) and pinv.sum() == code.k
     scrambled = message_generator(code, "scrambled", seed=3)
     assert not np.array_equal(scrambled[:, code.info_set], np.eye(code.k, dtype=np.uint8))  # non-systematic
     with pytest.raises(ValueError, match="rank"):

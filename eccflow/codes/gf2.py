@@ -121,17 +121,20 @@ def inverse(matrix: np.ndarray) -> np.ndarray:
     return reduced[:, size:]
 
 
-def right_inverse(generator: np.ndarray) -> np.ndarray:
+def right_inverse(generator: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:
     """A pseudo-inverse G^+ (n x k) of a full-rank k x n generator: G G^+ = I_k over GF(2).
 
-    With S the pivot columns of rref(G) (an information set, G[:, S] invertible), G^+ is zero outside
-    the rows S and (G[:, S])^{-1} on them, so u = c G^+ recovers the message of every codeword c = u G.
+    With S an information set (``columns``; default the pivot columns of rref(G)) where G[:, S] is invertible,
+    G^+ is zero outside the rows S and (G[:, S])^{-1} on them, so u = c G^+ recovers the message of every
+    codeword c = u G. For a systematic G pass its identity columns: G^+ then just reads the message bits.
     """
     g = _as_bits(generator)
     k = g.shape[0]
-    pivots = rref(g)[1]
+    pivots = rref(g)[1] if columns is None else np.asarray(columns, dtype=np.int64)
     if pivots.size < k:
         raise ValueError(f"generator of shape {g.shape} has GF(2) rank {pivots.size} < {k} rows: no right inverse")
+    if pivots.size != k:
+        raise ValueError(f"an information set of a k = {k} generator has k columns, got {pivots.size}")
     pseudo = np.zeros((g.shape[1], k), dtype=np.uint8)
     pseudo[pivots] = inverse(g[:, pivots])
     return pseudo

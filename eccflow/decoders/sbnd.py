@@ -147,8 +147,10 @@ class SBNDDecoder(nn.Module):
         self.message_wise = cfg.output == "message"
         generator = message_generator(code, cfg.generator, cfg.generator_seed)
         self.register_buffer("G", torch.tensor(generator, dtype=torch.float32), persistent=False)
-        self.register_buffer("G_pinv", torch.tensor(gf2.right_inverse(generator), dtype=torch.float32),
-                             persistent=False)
+        # G^+ on the information set (G_S = I for the systematic G: the message is read off y_b; T^{-1} when
+        # scrambled): the flip of message bit j then mixes as few channel bits as the generator allows
+        pinv = gf2.right_inverse(generator, columns=code.info_set)
+        self.register_buffer("G_pinv", torch.tensor(pinv, dtype=torch.float32), persistent=False)
         self.outputs = self.k if self.message_wise else self.n
         self.inputs = self.n + self.num_checks
         if cfg.estimator == "gru":
