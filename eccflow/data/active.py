@@ -220,7 +220,8 @@ class ActiveErrorDataModule(L.LightningDataModule):
     """Training on the hard set of the module being trained, regenerated every epoch; fixed validation streams.
 
     Each mini-batch holds ``batch_size / len(ebn0_db)`` failures per SNR and an epoch has
-    ``frames_per_snr / (batch_size / len(ebn0_db))`` mini-batches. The decoder is ``trainer.lightning_module``
+    ``passes * frames_per_snr / (batch_size / len(ebn0_db))`` mini-batches (``passes`` > 1 steps through the
+    hard set several times: decoding candidates costs far more than a gradient step). The decoder is ``trainer.lightning_module``
     (its ``forward`` returns a ``DecoderOutput``) or ``decoder_of(lightning_module)``. Needs
     ``reload_dataloaders_every_n_epochs=1`` (``eccflow.train.fit`` sets it); add :class:`ActiveYieldLogger`
     to the trainer's callbacks to log the yield. Validation streams equal ``AWGNDataModule``'s for the same
@@ -229,7 +230,7 @@ class ActiveErrorDataModule(L.LightningDataModule):
 
     def __init__(self, sampler: ActiveErrorSampler, batch_size: int, val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0),
                  val_frames: int = 2000, val_batch_size: int = 2000,
-                 decoder_of: Callable[[L.LightningModule], Decoder] | None = None) -> None:
+                 decoder_of: Callable[[L.LightningModule], Decoder] | None = None, passes: int = 1) -> None:
         super().__init__()
         snrs = len(sampler.ebn0_db)
         if _positive_int("batch_size", batch_size) % snrs:
@@ -239,7 +240,7 @@ class ActiveErrorDataModule(L.LightningDataModule):
             raise ConfigError(f"frames_per_snr ({sampler.frames_per_snr}) must be a multiple of batch_size / "
                               f"len(ebn0_db) = {self.per_snr_in_batch}")
         self.sampler, self.batch_size, self.decoder_of = sampler, batch_size, decoder_of
-        self.batches_per_epoch = sampler.frames_per_snr // self.per_snr_in_batch
+        self.batches_per_epoch = sampler.frames_per_snr // self.per_snr_in_batch * _positive_int("passes", passes)
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
         self.val_frames = _positive_int("val_frames", val_frames)
         self.val_batch_size = _positive_int("val_batch_size", val_batch_size)

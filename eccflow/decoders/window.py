@@ -408,14 +408,8 @@ def schedule_importance(decoder: WindowDecoder) -> np.ndarray:
 
 
 def skip_order(importance: np.ndarray, kept: np.ndarray) -> list[tuple[int, int]]:
-    """Order in which to skip CN updates: at each step the largest score among each proto check's last
-    iteration still active (NWD IV-B); updates outside ``kept`` are never computed and never listed."""
-    active = np.asarray(kept, dtype=bool).copy()
-    order = []
-    while active.any():
-        candidates = [(importance[np.flatnonzero(active[:, c])[-1], c], np.flatnonzero(active[:, c])[-1], c)
-                      for c in range(active.shape[1]) if active[:, c].any()]
-        _, it, check = max(candidates, key=lambda item: (item[0], item[1], -item[2]))
-        order.append((int(it), int(check)))
-        active[it, check] = False
-    return order
+    """Order in which to skip CN updates (NWD IV-B): one by one, the computed update with the largest schedule
+    importance; ties go to the later iteration, then to the rear check. Updates outside ``kept`` are never
+    computed and never listed."""
+    updates = [(float(importance[it, c]), it, c) for it, c in zip(*np.nonzero(np.asarray(kept, dtype=bool)))]
+    return [(int(it), int(c)) for _, it, c in sorted(updates, key=lambda u: (-u[0], -u[1], -u[2]))]

@@ -73,11 +73,13 @@ def train_window_decoder(code: Code, config: dict[str, Any], stage_name: str, ou
                                      seed=config["seed"],
                                      error_positions=graph.targets.tolist() if net.scope.value == "target" else None)
         datamodule = ActiveErrorDataModule(sampler, int(d["batch_size"]), val_ebn0_db=val_ebn0,
-                                           val_frames=int(d["val_frames"]), val_batch_size=int(d["val_frames"]))
+                                           val_frames=int(d["val_frames"]), val_batch_size=int(d["val_frames"]),
+                                           passes=int(st["passes"]))
         callbacks = [ActiveYieldLogger()]
     else:  # ablation: plain channel samples, the same number of frames per epoch
         datamodule = AWGNDataModule(graph.active_code, [float(v) for v in d["train_ebn0_db"]], batch_size=int(d["batch_size"]),
-                                    batches_per_epoch=int(st["frames_per_snr"]) * len(d["train_ebn0_db"]) // int(d["batch_size"]),
+                                    batches_per_epoch=int(st["frames_per_snr"]) * len(d["train_ebn0_db"]) * int(st["passes"])
+                                    // int(d["batch_size"]),
                                     val_ebn0_db=val_ebn0, val_frames=int(d["val_frames"]), seed=config["seed"],
                                     channel=channel)
         callbacks = []
