@@ -82,6 +82,7 @@ class TransformerConfig:
     magnitude: str = "normalized"  # normalized: |llr| / its frame mean (scale-free, ~|y|) | raw: |llr|
     quantization: str = "none"  # none | aap (ternary, learnable delta) | percentile (ablation: delta fixed at 1)
     quant_percentile: float = 0.5  # p of gamma = percentile(|W|, p)
+    quant_scale_grad: str = "ste"  # ste | lsq: gradient of the ternary scale (eccflow.nn.ternary)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
@@ -104,6 +105,8 @@ class TransformerConfig:
             raise ConfigError(f"decoder.magnitude must be normalized or raw, got {self.magnitude!r}")
         if self.quantization not in ("none", "aap", "percentile"):
             raise ConfigError(f"decoder.quantization must be none, aap or percentile, got {self.quantization!r}")
+        if self.quant_scale_grad not in ("ste", "lsq"):
+            raise ConfigError(f"decoder.quant_scale_grad must be ste or lsq, got {self.quant_scale_grad!r}")
         if self.impl not in ("auto", "dense", "sparse"):
             raise ConfigError(f"decoder.impl must be auto, dense or sparse, got {self.impl!r}")
         if self.spe_dim < 0 or not 0 <= self.dropout < 1:
@@ -167,7 +170,8 @@ class TransformerDecoder(nn.Module):
         self.config = config if isinstance(config, TransformerConfig) else TransformerConfig.from_dict(config)
         cfg = self.config
         if cfg.quantization != "none" and linear is nn.Linear:
-            linear = ternary_factory(cfg.quant_percentile, learn_delta=cfg.quantization == "aap")
+            linear = ternary_factory(cfg.quant_percentile, learn_delta=cfg.quantization == "aap",
+                                     scale_grad=cfg.quant_scale_grad)
         self.code = code
         self.graph = TokenGraph(code, cfg.max_distance, cfg.spe_dim)
         width = cfg.d_model - cfg.spe_channels

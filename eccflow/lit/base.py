@@ -52,10 +52,13 @@ class DecoderLitModule(L.LightningModule):
         weight_decay: float = 0.0,
         baseline: nn.Module | dict[str, nn.Module] | None = None,
         val_codes: Sequence[str] | None = None,
+        delta_lr: float | None = None,
     ) -> None:
         super().__init__()
         if not lr > 0 or not 0 <= lr_min <= lr:
             raise ConfigError(f"need lr > 0 and 0 <= lr_min <= lr, got lr={lr}, lr_min={lr_min}")
+        if delta_lr is not None and not delta_lr >= lr_min:
+            raise ConfigError(f"need delta_lr >= lr_min, got delta_lr={delta_lr}, lr_min={lr_min}")
         self.save_hyperparameters(ignore=["net", "baseline", "teacher"])  # modules never go into hparams
         self.net = net
         self.baselines = nn.ModuleDict(baseline if isinstance(baseline, dict) else {} if baseline is None else {code: baseline})
@@ -104,8 +107,20 @@ class DecoderLitModule(L.LightningModule):
             self._baseline_done = True
             self.log("val/nve", normalized_validation_error(ratios), prog_bar=True, add_dataloader_idx=False)
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Adam parameter groups: everything at ``lr``; with ``delta_lr`` set, the ternary scales
+        (parameters named ``*.delta``, :class:`eccflow.nn.ternary.TernaryLinear`) in a group of their own."""
+        delta_lr = self.hparams.get("delta_lr")
+        named = list(self.named_parameters())
+        if delta_lr is None:
+            return [{"params": [p for _, p in named], "name": "all"}]
+        deltas = [p for n, p in named if n.endswith(".delta")]
+        groups = [{"params": [p for n, p in named if not n.endswith(".delta")], "name": "weights"}]
+        return groups + ([{"params": deltas, "lr": float(delta_lr), "name": "delta"}] if deltas else [])
+
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = torch.optim.Adam(self.parameters(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        # CosineAnnealingLR anneals every group from its own lr to lr_min
+        optimizer = torch.optim.Adam(self.param_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=self.hparams.lr_min)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -2,8 +2,14 @@
 
 Weights: gamma = percentile(|W|, p) (no gradient), delta learnable (init 1), s = gamma * delta,
 W_t = RoundClip(W / (s + eps), -1, 1) in {-1, 0, 1}, effective weight s * W_t; straight-through
-gradients (d W_t / d W = 1 / s inside the clip range) so W keeps training in full precision.
+gradients (d(s W_t) / d W = 1 for every weight) so W keeps training in full precision.
 ``learn_delta=False`` is the plain absolute-percentile ablation (delta frozen at 1).
+Scale gradient (``scale_grad``): ``ste`` passes the straight-through estimator through the whole
+RoundClip, so d(s W_t)/ds = W_t - W/s for every weight, also the clipped ones (|W| > s), whose
+-W/s term outweighs W_t and has the opposite sign (on BCH(31,16) every delta drifted down, the opposite
+of the AECCT paper's delta > 1); ``lsq`` passes it through the rounding only
+(the clip keeps its true derivative, as in LSQ, Esser et al. 2020): d(s W_t)/ds = W_t - W/s inside
+the clip range and W_t outside. The weight gradient is the identity in both (BitNet-style STE).
 Activations: Quant(x) = RoundClip(x * Q_b / ||x||_inf, -Q_b, Q_b) * ||x||_inf / Q_b per token,
 Q_b = 127, with a straight-through estimator. :func:`pack_ternary` stores W_t in 2 bits per weight.
 """
@@ -17,6 +23,7 @@ from eccflow.errors import ConfigError
 
 _EPS = 1e-8
 Q_B = 127.0
+SCALE_GRADS = ("ste", "lsq")
 
 
 def _ste(x: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
@@ -34,11 +41,14 @@ class TernaryLinear(nn.Linear):
     """``nn.Linear`` whose forward uses AAP ternary weights and INT8 activations."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, percentile: float = 0.5,
-                 learn_delta: bool = True) -> None:
+                 learn_delta: bool = True, scale_grad: str = "ste") -> None:
         super().__init__(in_features, out_features, bias=bias)
         if not 0 < percentile < 1:
             raise ConfigError(f"AAP percentile must lie in (0, 1), got {percentile}")
+        if scale_grad not in SCALE_GRADS:
+            raise ConfigError(f"AAP scale_grad must be one of {SCALE_GRADS}, got {scale_grad!r}")
         self.percentile = float(percentile)
+        self.scale_grad = scale_grad
         self.delta = nn.Parameter(torch.ones(()), requires_grad=learn_delta)
 
     def scale(self) -> torch.Tensor:
@@ -53,13 +63,19 @@ class TernaryLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.scale()
         normalized = self.weight / (s + _EPS)
-        weight = s * _ste(normalized, torch.clamp(torch.round(normalized), -1, 1))
+        if self.scale_grad == "ste":
+            weight = s * _ste(normalized, torch.clamp(torch.round(normalized), -1, 1))
+        else:  # lsq: STE through the rounding only; clipped weights keep an identity weight gradient
+            clipped = torch.clamp(normalized, -1, 1)
+            outside = (normalized.detach().abs() > 1).to(self.weight.dtype)
+            weight = s * _ste(clipped, torch.round(clipped)) + (self.weight - self.weight.detach()) * outside
         return F.linear(quantize_activations(x), weight, self.bias)
 
 
-def ternary_factory(percentile: float = 0.5, learn_delta: bool = True):
+def ternary_factory(percentile: float = 0.5, learn_delta: bool = True, scale_grad: str = "ste"):
     """A ``linear(in, out)`` builder for :class:`eccflow.decoders.transformer.TransformerDecoder`."""
-    return lambda fan_in, fan_out: TernaryLinear(fan_in, fan_out, percentile=percentile, learn_delta=learn_delta)
+    return lambda fan_in, fan_out: TernaryLinear(fan_in, fan_out, percentile=percentile, learn_delta=learn_delta,
+                                                 scale_grad=scale_grad)
 
 
 def pack_ternary(values: torch.Tensor) -> torch.Tensor:

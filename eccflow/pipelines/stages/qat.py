@@ -10,6 +10,7 @@ from eccflow.decoders.factory import build_decoder
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import TransformerLitModule, read_checkpoint
+from eccflow.nn.ternary import SCALE_GRADS
 from eccflow.pipelines.runner import StageContext, StageResult, stage
 from eccflow.train import fit
 
@@ -21,9 +22,15 @@ def qat(ctx: StageContext) -> StageResult:
         raise ConfigError("the qat stage needs a full-precision checkpoint from an earlier stage")
     if st["quantization"] not in ("aap", "percentile"):
         raise ConfigError(f"stages.{ctx.name}.quantization must be aap or percentile, got {st['quantization']!r}")
+    scale_grad = st.get("scale_grad", "ste")
+    if scale_grad not in SCALE_GRADS:
+        raise ConfigError(f"stages.{ctx.name}.scale_grad must be one of {SCALE_GRADS}, got {scale_grad!r}")
+    delta_lr = st.get("delta_lr")
+    if delta_lr is not None and not float(st["lr_min"]) <= float(delta_lr):
+        raise ConfigError(f"stages.{ctx.name}.delta_lr must be null or >= lr_min ({st['lr_min']}), got {delta_lr!r}")
     ckpt = read_checkpoint(ctx.inputs["checkpoint"])
     net_config = {**ckpt["hyper_parameters"]["net_config"], "quantization": st["quantization"],
-                  "quant_percentile": float(st["percentile"])}
+                  "quant_percentile": float(st["percentile"]), "quant_scale_grad": scale_grad}
     net = build_decoder(ctx.code, net_config)
     try:
         load_full_precision(net, {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
@@ -32,7 +39,8 @@ def qat(ctx: StageContext) -> StageResult:
     baseline = BeliefPropagationDecoder(ctx.code, iterations=int(st["baseline_iterations"]))
     lit = TransformerLitModule(net, net_config, ctx.code.name, val_ebn0_db=ctx.config["data"]["val_ebn0_db"],
                                lr=float(st["lr"]), lr_min=float(st["lr_min"]), weight_decay=float(st["weight_decay"]),
-                               baseline={ctx.code.name: baseline})
+                               baseline={ctx.code.name: baseline},
+                               delta_lr=None if delta_lr is None else float(delta_lr))
     logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
     model, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit)
     best = read_checkpoint(model)["state_dict"]
