@@ -1,7 +1,7 @@
 """Error propagation of WD, NWD and the adaptive NWD on long runs (issue 6, acceptance 3).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nwd_ep.py --nwd NWD.ckpt --ep EP.ckpt \
-        [--code scldpc_dv3_dc6_w3_L20_M50] [--ebn0 4.5] [--frame-errors 1000] [--out FILE.md]
+        [--code scldpc_dv3_dc6_w3_L20_M50] [--ebn0 4.5] [--frame-errors 1000] [--decoders NAME ...] --out FILE.md
 
 ``--nwd`` / ``--ep``: the checkpoints of the pipeline's ``nwd`` and ``ep_train`` stages. Every decoder sees
 the same channel words (same seed), so the EP probabilities P(window t fails | window t - 1 failed) are
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("--ebn0", type=float, nargs="+", default=[4.5])
     parser.add_argument("--frame-errors", type=int, default=1000)
     parser.add_argument("--max-frames", type=int, default=400_000)
+    parser.add_argument("--decoders", nargs="+", default=None, help="a subset of the decoder names below")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     code = get_code(args.code)
@@ -37,6 +38,8 @@ def main() -> None:
                 "adaptive NWD (genie)": ChainDecoder(load_decoder(args.nwd), load_decoder(args.ep), "genie")}
     rows = []
     for name, chain in decoders.items():
+        if args.decoders and name not in args.decoders:
+            continue
         for p in evaluate_chain(chain, args.ebn0, min_frame_errors=args.frame_errors, max_frames=args.max_frames,
                                 batch_size=2000):
             rows.append(f"| {name} | {p.ebn0_db:g} | {p.ep_probability:.3f} [{p.ep_ci95[0]:.3f}, {p.ep_ci95[1]:.3f}] | "
