@@ -111,11 +111,11 @@ def nwd(ctx: StageContext) -> StageResult:
     return StageResult(outputs={ctx.name: str(model)}, metrics=metrics)
 
 
-def _chain_fer(decoder: WindowDecoder, ctx: StageContext, ebn0: float, seed_offset: int = 0) -> float:
+def _chain_fer(decoder: WindowDecoder, ctx: StageContext, ebn0: float) -> float:
     st = ctx.stage_config
     point = evaluate_chain(ChainDecoder(decoder), [ebn0], min_frame_errors=int(st["min_frame_errors"]),
                            max_frames=int(st["max_frames"]), batch_size=int(st["batch_size"]),
-                           seed=ctx.config["seed"] + seed_offset)[0]
+                           seed=ctx.config["seed"])[0]
     return point.fer
 
 
