@@ -183,15 +183,6 @@ TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32"
         "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
 
 
-@pytest.fixture
-def isolated_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from eccflow.track import configure_mlflow
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("ECCFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    configure_mlflow()
-
-
 def test_evaluate_code_option_picks_the_code_and_rejects_unknown_ones(tmp_path: Path):
     from eccflow.config import compose
     from eccflow.pipelines.runner import StageContext

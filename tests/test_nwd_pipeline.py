@@ -9,7 +9,6 @@ import pytest
 from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
-from eccflow.track import configure_mlflow
 
 CODE = "scldpc_dv3_dc6_w3_L6_M10"
 TINY = ["trainer.max_epochs=2", "data.val_frames=400", "data.train_ebn0_db=[2.0,3.0]", "decoder.window=3",
@@ -19,11 +18,7 @@ TINY = ["trainer.max_epochs=2", "data.val_frames=400", "data.train_ebn0_db=[2.0,
         "stages.evaluate_chain.max_frames=400", "stages.evaluate_chain.ebn0_db=[3.0,4.0]"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("ECCFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    configure_mlflow()
+pytestmark = pytest.mark.usefixtures("isolated_mlflow")  # tests/conftest.py
 
 
 def test_quick_profile_sizes_the_nwd_pipeline():

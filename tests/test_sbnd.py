@@ -200,13 +200,9 @@ def _quiet(_: str) -> None:
 
 
 @pytest.mark.slow
-def test_sbnd_pipeline_trains_and_evaluates_on_the_bicm_channel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_sbnd_pipeline_trains_and_evaluates_on_the_bicm_channel(tmp_path: Path, isolated_mlflow):
     from eccflow.pipelines import run_pipeline
-    from eccflow.track import configure_mlflow
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("ECCFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    configure_mlflow()
     overrides = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
                  "data.val_ebn0_db=[8.0]", "stages.evaluate.max_frames=300", "stages.evaluate.batch_size=300",
                  "stages.evaluate.ebn0_db=[8.0]", "decoder.gru.alpha=1", "decoder.gru.layers=1",

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
-from eccflow.track import configure_mlflow, load_registered_decoder
+from eccflow.track import load_registered_decoder
 
 TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
         "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=600", "stages.evaluate.batch_size=600",
@@ -18,11 +18,7 @@ FECCT_TINY = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages
               "stages.evaluate:zeroshot.batch_size=600", "stages.evaluate:zeroshot.ebn0_db=[5.0]"]
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("ECCFLOW_CACHE_DIR", str(tmp_path / "cache"))
-    configure_mlflow()
+pytestmark = pytest.mark.usefixtures("isolated_mlflow")  # tests/conftest.py
 
 
 def _quiet(_: str) -> None:
