@@ -55,6 +55,14 @@ def build_classical_decoder(
 TRANSFORMER_FAMILIES = ("ecct", "fecct", "aecct")
 
 
+def _from_keywords(cls: type[nn.Module], code: Code, config: dict) -> nn.Module:
+    """``cls(code, **config)`` without ``family``; an unknown or missing key is a ConfigError naming the family."""
+    try:
+        return cls(code, **{k: v for k, v in config.items() if k != "family"})
+    except TypeError as err:
+        raise ConfigError(f"decoder config for {config['family']}: {err}") from None
+
+
 def build_decoder(code: Code, config: dict) -> nn.Module:
     """A trainable decoder network from its ``decoder:`` config block (``family`` picks the class)."""
     family = config.get("family")
@@ -74,11 +82,7 @@ def build_decoder(code: Code, config: dict) -> nn.Module:
     if family == "ewgnn":
         from eccflow.decoders.ewgnn import EWGNNDecoder
 
-        options = {k: v for k, v in config.items() if k != "family"}
-        try:
-            return EWGNNDecoder(code, **options)
-        except TypeError as err:
-            raise ConfigError(f"decoder config for ewgnn: {err}") from None
+        return _from_keywords(EWGNNDecoder, code, config)
     if family == "sbnd":
         from eccflow.decoders.sbnd import SBNDDecoder
 
@@ -86,9 +90,5 @@ def build_decoder(code: Code, config: dict) -> nn.Module:
     if family == "nwd":
         from eccflow.decoders.window import WindowDecoder
 
-        options = {k: v for k, v in config.items() if k != "family"}
-        try:
-            return WindowDecoder(code, **options)
-        except TypeError as err:
-            raise ConfigError(f"decoder config for nwd: {err}") from None
+        return _from_keywords(WindowDecoder, code, config)
     raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', 'ewgnn', 'nwd', 'sbnd', *TRANSFORMER_FAMILIES]}")
