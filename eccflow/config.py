@@ -183,3 +183,17 @@ def config_hash(*parts: Any) -> str:
     """Stable short hash of JSON-serialisable parts (cache keys)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def dataclass_from_dict(cls: type, values: dict[str, Any], kind: str, ignored: tuple[str, ...] = ("family", "name")) -> Any:
+    """``cls(**values)`` for a config dataclass with a ``validate()`` method; a key that is neither a field nor
+    in ``ignored`` is a ConfigError naming the ``kind`` of config and the known keys."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(cls)}
+    extra = sorted(set(values) - known - set(ignored))
+    if extra:
+        raise ConfigError(f"unknown {kind} keys {extra}; known: {sorted(known)}")
+    config = cls(**{k: v for k, v in values.items() if k in known})
+    config.validate()
+    return config

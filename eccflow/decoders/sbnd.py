@@ -26,7 +26,7 @@ interleaver seed) so that evaluation rebuilds the same channel; building it vali
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from eccflow.codes import Code, gf2
+from eccflow.config import dataclass_from_dict
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
 
@@ -67,13 +68,7 @@ class SBNDConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "SBNDConfig":
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(values) - known - {"family", "name"})
-        if extra:
-            raise ConfigError(f"unknown sbnd decoder keys {extra}; known: {sorted(known)}")
-        config = cls(**{k: v for k, v in values.items() if k in known})
-        config.validate()
-        return config
+        return dataclass_from_dict(cls, values, "sbnd decoder")
 
     def validate(self) -> None:
         for name, allowed in (("estimator", ESTIMATORS), ("output", OUTPUTS), ("generator", GENERATORS),

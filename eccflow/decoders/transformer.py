@@ -25,7 +25,7 @@ Presets (``conf/decoders/*.yaml``):
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from enum import Enum
 from functools import lru_cache
 from typing import Any, Callable
@@ -37,6 +37,7 @@ from torch import nn
 from eccflow.codes import Code
 from eccflow.codes.graph import tanner_distances
 from eccflow.codes.spectra import laplacian_eigenpairs
+from eccflow.config import dataclass_from_dict
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
 from eccflow.nn import AttentionBias, AttentionImpl, EncoderBlock
@@ -86,13 +87,8 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(values) - known - {"family", "name", "unit_mask"})  # unit_mask: applied by the factory
-        if extra:
-            raise ConfigError(f"unknown transformer decoder keys {extra}; known: {sorted(known)}")
-        config = cls(**{k: v for k, v in values.items() if k in known})
-        config.validate()
-        return config
+        # unit_mask: applied by the factory
+        return dataclass_from_dict(cls, values, "transformer decoder", ignored=("family", "name", "unit_mask"))
 
     def validate(self) -> None:
         if self.layers < 1 or self.d_model < 1 or self.heads < 1:
