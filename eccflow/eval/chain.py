@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from eccflow.data.awgn import draw_words
 from eccflow.decoders.window import ChainDecoder
 from eccflow.eval.metrics import wilson_interval
 from eccflow.eval.montecarlo import bpsk_awgn_channel, validate_ebn0_list
@@ -55,10 +56,7 @@ def evaluate_chain(decoder: ChainDecoder, ebn0_db: list[float], min_frame_errors
         window_fail = torch.zeros(len(targets), dtype=torch.long)
         while frames < max_frames and frame_errors < min_frame_errors:
             count = min(batch_size, max_frames - frames)
-            if G is None:
-                bits = torch.zeros(count, code.n)
-            else:
-                bits = torch.remainder(torch.randint(0, 2, (count, code.k), generator=generator).float() @ G, 2.0)
+            bits = draw_words(code, count, codewords, generator, G)
             decoder.truth = bits
             decided = decoder(bpsk_awgn_channel(bits, ebn0, code.rate, generator)).bits
             wrong = decided != bits
