@@ -16,6 +16,7 @@ from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.decoders.window import ChainDecoder, WindowDecoder
 from eccflow.eval.chain import evaluate_chain
+from eccflow.eval.report import write_markdown_report
 from eccflow.lit import load_decoder
 
 
@@ -45,13 +46,12 @@ def main() -> None:
             rows.append(f"| {name} | {p.ebn0_db:g} | {p.ep_probability:.3f} [{p.ep_ci95[0]:.3f}, {p.ep_ci95[1]:.3f}] | "
                         f"{p.ep_events} / {p.ep_trials} | {p.fer:.3e} | {p.ber:.2e} | {p.switched:.2e} | {p.frames} |")
             print(rows[-1], flush=True)
-    text = [f"# Error propagation on {code.name} (W = {d['window']}, p = {d['target']}, I = {d['iterations']})", "",
-            f"Command: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nwd_ep.py --nwd {args.nwd} --ep {args.ep} "
-            f"--ebn0 {' '.join(f'{e:g}' for e in args.ebn0)} --frame-errors {args.frame_errors} --out {args.out}`", "",
-            "| decoder | Eb/N0 (dB) | EP probability [95% CI] | events / trials | chain FER | BER | windows switched | frames |",
-            "|---|---:|---|---:|---:|---:|---:|---:|", *rows, ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(text))
+    command = (f"OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nwd_ep.py --nwd {args.nwd} --ep {args.ep} "
+               f"--ebn0 {' '.join(f'{e:g}' for e in args.ebn0)} --frame-errors {args.frame_errors} --out {args.out}")
+    write_markdown_report(args.out, f"Error propagation on {code.name} (W = {d['window']}, p = {d['target']}, "
+                          f"I = {d['iterations']})", command,
+                          ["decoder", "Eb/N0 (dB)", "EP probability [95% CI]", "events / trials", "chain FER", "BER",
+                           "windows switched", "frames"], rows)
 
 
 if __name__ == "__main__":

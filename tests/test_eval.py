@@ -111,3 +111,12 @@ def test_wilson_interval_contains_the_estimate_at_the_edges():
     for errors, trials in [(600, 600), (0, 600), (1, 1), (10**6, 10**6)]:
         lo, hi = wilson_interval(errors, trials)
         assert lo <= errors / trials <= hi
+
+
+def test_markdown_report_keeps_title_command_and_aligned_table(tmp_path):
+    from eccflow.eval.report import write_markdown_report
+
+    path = write_markdown_report(tmp_path / "sub" / "r.md", "Title", "make x", ["decoder", "FER", "BER"],
+                                 ["| WD | 0.1 | 0.01 |"])
+    assert path.read_text().splitlines() == ["# Title", "", "Command: `make x`", "", "| decoder | FER | BER |",
+                                             "|---|---:|---:|", "| WD | 0.1 | 0.01 |"]

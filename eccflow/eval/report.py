@@ -29,6 +29,18 @@ def markdown_table(results: Sequence[PointResult], title: str | None = None) -> 
     return "\n".join(lines) + "\n"
 
 
+def write_markdown_report(path: str | Path, title: str, command: str, columns: Sequence[str],
+                          rows: Sequence[str]) -> Path:
+    """A benchmark's result file: ``# title``, the command that made it, and a table of pre-formatted ``rows``
+    under ``columns`` (first column left-aligned, the rest right-aligned)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rule = "|---|" + "---:|" * (len(columns) - 1)
+    path.write_text("\n".join([f"# {title}", "", f"Command: `{command}`", "", "| " + " | ".join(columns) + " |",
+                               rule, *rows, ""]))
+    return path
+
+
 def write_json(results: Sequence[PointResult], path: str | Path, **fields: object) -> Path:
     """One JSON object per Eb/N0 (the ``eccflow eval`` contract); ``fields`` are added to each object."""
     path = Path(path)
