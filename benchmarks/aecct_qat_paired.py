@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from eccflow.codes import get_code
+from eccflow.data.awgn import draw_words
 from eccflow.eval.metrics import wilson_interval
 from eccflow.eval.montecarlo import bpsk_awgn_channel
 from eccflow.eval.report import write_markdown_report
@@ -33,7 +34,7 @@ def paired_bit_errors(models: list, code, ebn0_db: float, frames: int, batch_siz
     with torch.no_grad():
         for start in range(0, frames, batch_size):
             count = min(batch_size, frames - start)
-            bits = torch.remainder(torch.randint(0, 2, (count, code.k), generator=generator).float() @ G, 2.0)
+            bits = draw_words(code, count, "random", generator, G)
             llr = bpsk_awgn_channel(bits, ebn0_db, code.rate, generator)
             errors.append(np.stack([(m(llr).bits.to(bits.dtype) != bits).sum(1).numpy() for m in models]))
     return np.concatenate(errors, axis=1)

@@ -41,7 +41,7 @@ from eccflow.config import dataclass_from_dict
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
 from eccflow.nn import AttentionBias, AttentionImpl, EncoderBlock
-from eccflow.nn.ternary import ternary_factory
+from eccflow.nn.ternary import SCALE_GRADS, ternary_factory
 
 
 class Embedding(str, Enum):
@@ -101,8 +101,8 @@ class TransformerConfig:
             raise ConfigError(f"decoder.magnitude must be normalized or raw, got {self.magnitude!r}")
         if self.quantization not in ("none", "aap", "percentile"):
             raise ConfigError(f"decoder.quantization must be none, aap or percentile, got {self.quantization!r}")
-        if self.quant_scale_grad not in ("ste", "lsq"):
-            raise ConfigError(f"decoder.quant_scale_grad must be ste or lsq, got {self.quant_scale_grad!r}")
+        if self.quant_scale_grad not in SCALE_GRADS:
+            raise ConfigError(f"decoder.quant_scale_grad must be one of {SCALE_GRADS}, got {self.quant_scale_grad!r}")
         if self.impl not in ("auto", "dense", "sparse"):
             raise ConfigError(f"decoder.impl must be auto, dense or sparse, got {self.impl!r}")
         if self.spe_dim < 0 or not 0 <= self.dropout < 1:

@@ -22,12 +22,10 @@ def qat(ctx: StageContext) -> StageResult:
         raise ConfigError("the qat stage needs a full-precision checkpoint from an earlier stage")
     if st["quantization"] not in ("aap", "percentile"):
         raise ConfigError(f"stages.{ctx.name}.quantization must be aap or percentile, got {st['quantization']!r}")
-    scale_grad = st.get("scale_grad", "ste")
+    scale_grad = st["scale_grad"]
     if scale_grad not in SCALE_GRADS:
         raise ConfigError(f"stages.{ctx.name}.scale_grad must be one of {SCALE_GRADS}, got {scale_grad!r}")
-    delta_lr = st.get("delta_lr")
-    if delta_lr is not None and not float(st["lr_min"]) <= float(delta_lr):
-        raise ConfigError(f"stages.{ctx.name}.delta_lr must be null or >= lr_min ({st['lr_min']}), got {delta_lr!r}")
+    delta_lr = st["delta_lr"]  # null, or checked against lr_min by the LightningModule
     ckpt = read_checkpoint(ctx.inputs["checkpoint"])
     net_config = {**ckpt["hyper_parameters"]["net_config"], "quantization": st["quantization"],
                   "quant_percentile": float(st["percentile"]), "quant_scale_grad": scale_grad}
