@@ -10,6 +10,7 @@ DECODER  ?= bp
 ITERS    ?= 5
 EBN0     ?= 4 5 6
 OUT      ?= results
+space   := $(subst ,, )
 
 PIPELINE  ?= neural_bp
 PROFILE   ?= quick
@@ -22,7 +23,7 @@ STORAGE ?=
 STUDY   ?=
 MULTI   ?=
 
-.PHONY: venv test eval pipeline study bench bench-env clean
+.PHONY: venv test eval pipeline study report bench bench-env clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,9 +37,10 @@ venv: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# DECODER may list several specs (DECODER="bp:5 bp:50 osd:2"): decoded on the same words, paired differences.
 eval: $(VENV)/.installed
-	$(VENV)/bin/eccflow eval --code $(CODE) --decoder $(DECODER) --iters $(ITERS) --ebn0 $(EBN0) \
-		--json $(OUT)/$(CODE)_$(DECODER)$(ITERS).json --plot $(OUT)/$(CODE)_$(DECODER)$(ITERS).png
+	$(VENV)/bin/eccflow eval --code $(CODE) $(foreach d,$(DECODER),--decoder $(d)) --iters $(ITERS) --ebn0 $(EBN0) \
+		--json $(OUT)/$(CODE)_$(subst :,,$(subst $(space),_,$(DECODER))).json
 
 pipeline: $(VENV)/.installed
 	$(VENV)/bin/eccflow pipeline --code $(CODE) --pipeline $(PIPELINE) --profile $(PROFILE) \
@@ -65,6 +67,11 @@ bench-env: $(BENCH_VENV)/.installed
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/bp_throughput.py --out benchmarks/results/bp_throughput.md
+
+# Paper-style tables from the MLflow store: REPORT_ARGS="--family ecct --code BCH_n31_k16 --select champion".
+REPORT_ARGS ?=
+report: $(VENV)/.installed
+	$(VENV)/bin/eccflow report --out $(OUT)/report $(REPORT_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BENCH_VENV)

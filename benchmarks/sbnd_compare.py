@@ -93,7 +93,7 @@ def main() -> None:
     flops = {name: m.flops_per_frame() for name, m in everything.items()}
 
     table = json.loads(Path(args.table).read_text())
-    reference = {name: pts for name, pts in table.items()}
+    reference = dict(table["decoders"])  # the evaluate stage's paired evaluation: model and baselines, same words
     osd = next(v for k, v in reference.items() if k.startswith("osd"))
     at_target = {name: ebn0_at(pts, args.target_ber) for name, pts in {**reference, **curves}.items()}
     gaps = {name: value - ebn0_at(osd, args.target_ber) for name, value in at_target.items()}

@@ -43,26 +43,48 @@ def _eval(args: argparse.Namespace) -> None:
 
     from eccflow.codes import get_code
     from eccflow.decoders.factory import build_classical_decoder
-    from eccflow.eval import evaluate, markdown_table, plot_curves, write_json
+    from eccflow.eval import evaluate_paired, json_safe, markdown_table, paired_table, plot_curves
+    from eccflow.eval.baselines import parse_baseline
 
     if args.threads:
         torch.set_num_threads(args.threads)
     code = get_code(args.code)
-    decoder = build_classical_decoder(
-        args.decoder, code, iterations=args.iters, order=args.order,
-        normalization=args.normalization, offset=args.offset, early_stop=args.early_stop,
-    ).to(args.device)
-    label = f"{args.decoder}{args.order if args.decoder == 'osd' else args.iters}"
-    results = evaluate(
-        decoder, code, args.ebn0, min_frame_errors=args.min_frame_errors, max_frames=args.max_frames,
-        batch_size=args.batch_size, seed=args.seed, codewords=args.codewords, device=args.device,
-        progress=not args.quiet,
+    decoders: dict[str, torch.nn.Module] = {}
+    if args.checkpoint:
+        from eccflow.lit import load_decoder
+
+        decoders[f"model {Path(args.checkpoint).name}"] = load_decoder(args.checkpoint, code=code).to(args.device)
+    for spec in args.decoder or []:
+        baseline = parse_baseline(spec, iterations=args.iters, order=args.order)
+        reason = baseline.too_long(code)
+        if reason is not None:
+            raise EccflowError(f"{reason}; choose a shorter code or another decoder")
+        if baseline.label in decoders:
+            raise EccflowError(f"decoder {baseline.label!r} is given twice")
+        if baseline.kind == "minsum":
+            decoders[baseline.label] = build_classical_decoder(
+                "minsum", code, iterations=baseline.parameter, normalization=args.normalization, offset=args.offset,
+                early_stop=args.early_stop)
+        elif baseline.kind == "bp" and args.early_stop:
+            decoders[baseline.label] = build_classical_decoder("bp", code, iterations=baseline.parameter, early_stop=True)
+        else:
+            decoders[baseline.label] = baseline.build(code)
+        decoders[baseline.label].to(args.device)
+    if not decoders:
+        raise EccflowError("give at least one --decoder (e.g. --decoder bp:5 --decoder osd:2) or a --checkpoint")
+    evaluation = evaluate_paired(
+        decoders, code, args.ebn0, rule=args.rule, min_frame_errors=args.min_frame_errors, max_frames=args.max_frames,
+        batch_size=args.batch_size, seed=args.seed, codewords=args.codewords, device=args.device, progress=not args.quiet,
     )
-    print(markdown_table(results, title=f"{code.name} ({code.n},{code.k}), {label}"))
-    stem = Path("results") / f"{code.name}_{label}"
-    json_path = write_json(results, args.json or stem.with_suffix(".json"), code=code.name, decoder=args.decoder,
-                           iterations=args.iters, order=args.order, seed=args.seed, codewords=args.codewords)
-    png_path = plot_curves({f"{code.name} {label}": results}, args.plot or stem.with_suffix(".png"), title=code.name)
+    for name, results in evaluation.curves.items():
+        print(markdown_table(results, title=f"{code.name} ({code.n},{code.k}), {name}"))
+    if evaluation.paired:
+        print(paired_table(evaluation.paired, title=f"{code.name}: paired differences on the same words"))
+    stem = Path("results") / f"{code.name}_{'_'.join(n.replace(' ', '').replace('=', '') for n in decoders)}"
+    json_path = Path(args.json or stem.with_suffix(".json"))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(json_safe({**evaluation.to_dict(), "device": str(args.device)}), indent=2))
+    png_path = plot_curves(evaluation.curves, args.plot or json_path.with_suffix(".png"), title=code.name)
     print(f"wrote {json_path} and {png_path}")
 
 
@@ -82,6 +104,25 @@ def _study(args: argparse.Namespace) -> None:
                         study_name=args.study_name, multi_objective=args.multi_objective)
     print(f"study {summary.study_name} in {summary.storage}: report in {summary.out_dir}; "
           f"MLflow parent run {summary.parent_run_id}")
+
+
+def _report(args: argparse.Namespace) -> None:
+    import mlflow
+
+    from eccflow.track import get_or_create_experiment
+    from eccflow.track.paper_report import build_report, collect, write_report
+
+    entries = collect(args.experiment, tags=args.tag, families=args.family, stages=args.stage, codes=args.code,
+                      select=args.select)
+    report = build_report(entries, ebn0_db=args.ebn0, target_fers=args.target_fer)
+    paths = write_report(report, args.out)
+    print(paths[0].read_text())
+    mlflow.set_experiment(experiment_id=get_or_create_experiment(args.experiment))
+    with mlflow.start_run(run_name="report", tags={"stage": "report"}):
+        mlflow.log_params({"select": args.select, "runs": len(entries), "codes": ",".join(report.codes)})
+        for path in paths:
+            mlflow.log_artifact(str(path))
+    print(f"wrote {', '.join(str(p) for p in paths)} ({len(entries)} evaluate runs)")
 
 
 def _sap_analysis(args: argparse.Namespace) -> None:
@@ -124,11 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=_codes_show)
 
-    ev = sub.add_parser("eval", help="Monte-Carlo BER/FER of a classical decoder")
+    ev = sub.add_parser("eval", help="Monte-Carlo BER/FER of one or several decoders on the same words, paired")
     ev.add_argument("--code", required=True, help="registry name or code file path")
-    ev.add_argument("--decoder", required=True, choices=["bp", "minsum", "osd"])
-    ev.add_argument("--iters", type=int, default=5, help="message-passing iterations L")
-    ev.add_argument("--order", type=int, default=2, help="OSD order (0, 1, 2)")
+    ev.add_argument("--decoder", action="append", metavar="SPEC",
+                    help="hard, bp[:L], minsum[:L] or osd[:order]; repeat for several (same words, paired differences)")
+    ev.add_argument("--checkpoint", default=None, help="a trained model's checkpoint, decoded beside the --decoder baselines")
+    ev.add_argument("--iters", type=int, default=5, help="iterations L of a bare bp / minsum")
+    ev.add_argument("--order", type=int, default=2, help="order of a bare osd (0, 1, 2)")
+    ev.add_argument("--rule", default="errors", help="stop rule: paper, strict, budget or errors (--min-frame-errors)")
     ev.add_argument("--normalization", type=float, default=None, help="min-sum normalisation factor")
     ev.add_argument("--offset", type=float, default=0.0, help="min-sum offset")
     ev.add_argument("--early-stop", action="store_true", help="stop a word at zero syndrome")
@@ -140,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--codewords", choices=["random", "zero"], default="random")
     ev.add_argument("--device", default="cpu")
     ev.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ev.add_argument("--json", default=None, help="results JSON path (default results/<code>_<decoder>.json)")
+    ev.add_argument("--json", default=None, help="results JSON path (default results/<code>_<decoders>.json)")
     ev.add_argument("--plot", default=None, help="BER/FER PNG path (default next to the JSON)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_eval)
@@ -168,6 +212,18 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--multi-objective", action="store_true",
                     help="optimise stages.<stage>.study.multi_objectives (Pareto front; no pruning)")
     st.set_defaults(func=_study)
+
+    rp = sub.add_parser("report", help="paper-style tables (markdown, LaTeX, PNG) from the evaluate runs in MLflow")
+    rp.add_argument("--experiment", default="eccflow")
+    rp.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="only runs with this tag (repeatable)")
+    rp.add_argument("--family", action="append", default=[], help="only this decoder family (repeatable)")
+    rp.add_argument("--stage", action="append", default=[], help="only this stage label, e.g. evaluate:zeroshot")
+    rp.add_argument("--code", action="append", default=[], help="only this code (repeatable)")
+    rp.add_argument("--select", default="latest", help="latest run or registered champion per (code, family, stage)")
+    rp.add_argument("--ebn0", type=float, nargs="+", default=[4.0, 5.0, 6.0], help="Eb/N0 columns (dB)")
+    rp.add_argument("--target-fer", type=float, nargs="+", default=[1e-2, 1e-3], help="FERs of the SNR-gap table")
+    rp.add_argument("--out", default="results/report", help="output folder")
+    rp.set_defaults(func=_report)
 
     sa = sub.add_parser("sap-analysis", help="mask overlap vs spectral similarity over code pairs (SAP App. H/I)")
     sa.add_argument("--checkpoint", required=True, help="the pretrained universal backbone")

@@ -210,10 +210,10 @@ def test_ewgnn_pipeline_trains_and_evaluates_on_three_codes_against_neural_bp(is
     lines: list[str] = []
     summary = run_pipeline("BCH_n15_k7", "ewgnn", overrides=TINY, log=lines.append)
     own = summary["stages"]["evaluate"]["metrics"]
-    assert {"neg_ln_ber_5dB", "bp_neg_ln_ber_5dB", "neural_bp_neg_ln_ber_5dB", "decoder_params"} <= set(own)
+    assert {"neg_ln_ber_5dB", "bp5_neg_ln_ber_5dB", "neural_bp_neg_ln_ber_5dB", "vs_neural_bp_d_fer_5dB", "decoder_params"} <= set(own)
     for label, n in (("evaluate:BCH_n63_k36", 63), ("evaluate:BCH_n63_k51", 63)):
         metrics = summary["stages"][label]["metrics"]
-        assert {"neg_ln_ber_5dB", "bp_neg_ln_ber_5dB"} <= set(metrics) and "neural_bp_neg_ln_ber_5dB" not in metrics
+        assert {"neg_ln_ber_5dB", "bp5_neg_ln_ber_5dB", "bp50_neg_ln_ber_5dB"} <= set(metrics) and "neural_bp_neg_ln_ber_5dB" not in metrics
         assert metrics["decoder_params"] == own["decoder_params"]
     tables = Path(summary["stages"]["evaluate:BCH_n63_k36"]["outputs"]["report"]).read_text()
     assert "BCH_n63_k36: ewgnn L=5" in tables and "BCH_n63_k36: bp L=5" in tables

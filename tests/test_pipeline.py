@@ -74,8 +74,12 @@ def test_runs_registry_and_cache(store: Path) -> None:
     by_stage = {r.data.tags["stage"]: r for r in children}
     assert set(by_stage) == {"train", "evaluate"}
     evaluate_run = by_stage["evaluate"]
-    for key in ("neg_ln_ber_4dB", "ber_5dB", "fer_4dB", "bp_neg_ln_ber_4dB", "decoder_params", "decoder_flops"):
-        assert key in evaluate_run.data.metrics
+    for key in ("neg_ln_ber_4dB", "ber_5dB", "fer_4dB", "decoder_params", "decoder_flops", "hard_neg_ln_ber_4dB",
+                "bp5_neg_ln_ber_4dB", "bp50_fer_5dB", "osd2_neg_ln_ber_5dB", "vs_bp5_d_neg_ln_ber_4dB",
+                "vs_bp50_d_fer_lo_5dB", "vs_osd2_ber_verdict_4dB", "vs_hard_fer_verdict_5dB"):
+        assert key in evaluate_run.data.metrics, key
+    assert evaluate_run.data.tags["stop_rule"] == "paper"
+    assert evaluate_run.data.tags["vs_hard_ber_4dB"] in ("better", "worse", "not resolved")
     assert "train/loss_epoch" in by_stage["train"].data.metrics  # training curves from the Lightning logger
     artifacts = {a.path for a in client.list_artifacts(evaluate_run.info.run_id)}
     assert {"ber_curves.png", "ber_table.md", "ber_table.json"} <= artifacts
@@ -89,8 +93,8 @@ def test_runs_registry_and_cache(store: Path) -> None:
     from eccflow.codes import get_code
     from eccflow.eval import evaluate
 
-    results = evaluate(decoder, get_code(CODE), [4.0, 5.0], max_frames=3000, batch_size=1500, min_frame_errors=100,
-                       seed=0, codewords="random", progress=False)
+    results = evaluate(decoder, get_code(CODE), [4.0, 5.0], max_frames=3000, batch_size=1500, rule="paper",
+                       seed=0, codewords="random", progress=False)  # same words as the stage: the seed alone decides
     again = point_metrics(results)
     for key, value in again.items():
         assert evaluate_run.data.metrics[key] == pytest.approx(value)

@@ -39,7 +39,7 @@ def test_profiles_size_the_transformer_pipelines():
 def test_ecct_pipeline_trains_evaluates_and_registers():
     summary = run_pipeline("BCH_n15_k7", "ecct", overrides=TINY, log=_quiet)
     metrics = summary["stages"]["evaluate"]["metrics"]
-    assert {"neg_ln_ber_5dB", "bp_neg_ln_ber_5dB", "decoder_flops", "decoder_params"} <= set(metrics)
+    assert {"neg_ln_ber_5dB", "bp5_neg_ln_ber_5dB", "vs_bp50_ber_verdict_5dB", "decoder_flops", "decoder_params"} <= set(metrics)
     registered = load_registered_decoder("ecct", "BCH_n15_k7")
     assert type(registered).__name__ == "TransformerDecoder" and registered.code.name == "BCH_n15_k7"
 

@@ -1,27 +1,11 @@
-"""Error counting as torchmetrics ``Metric``s (shared by the evaluator and the Lightning modules),
-and Wilson score intervals."""
+"""Error counting as torchmetrics ``Metric``s, shared by the Monte-Carlo evaluator and the Lightning
+modules' validation. Intervals: :mod:`eccflow.eval.intervals` (frame-clustered for BER, Wilson for FER)."""
 from __future__ import annotations
-
-import math
 
 import torch
 from torchmetrics import Metric
 
-
-def wilson_interval(errors: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion (95% for z = 1.96).
-
-    p_hat = e/N;  centre = (p_hat + z^2/2N) / (1 + z^2/N);
-    half-width = z sqrt(p_hat(1 - p_hat)/N + z^2/4N^2) / (1 + z^2/N).
-    """
-    if trials <= 0:
-        return (0.0, 1.0)
-    p = errors / trials
-    denom = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denom
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    # exact algebra puts p_hat inside; clamp away rounding at p_hat = 0 or 1 (e.g. hi = 0.9999999 < 1)
-    return (min(p, max(0.0, centre - half)), max(p, min(1.0, centre + half)))
+from eccflow.eval.intervals import clustered_rate_interval, wilson_interval
 
 
 class _ErrorRate(Metric):
@@ -38,17 +22,31 @@ class _ErrorRate(Metric):
     def compute(self) -> torch.Tensor:
         return self.errors.double() / self.trials.clamp_min(1).double()
 
-    def interval(self) -> tuple[float, float]:
-        """Wilson 95% interval of the rate."""
-        return wilson_interval(int(self.errors), int(self.trials))
-
 
 class BitErrorRate(_ErrorRate):
-    """BER over all n bits of every word: ``update(bits_hat (B, n), bits (B, n))``."""
+    """BER over all n bits of every word: ``update(bits_hat (B, n), bits (B, n))``.
+
+    Also keeps the frame count and the sum of squared per-frame bit-error counts, so that
+    :meth:`interval` treats the frame, not the bit, as the sampling unit.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("frames", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
+        self.add_state("squared_errors", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, bits_hat: torch.Tensor, bits: torch.Tensor) -> None:
-        self.errors += (bits_hat != bits).sum()
+        per_frame = (bits_hat != bits).reshape(-1, bits.shape[-1]).sum(dim=-1)
+        self.errors += per_frame.sum()
+        self.squared_errors += (per_frame * per_frame).sum()
         self.trials += bits.numel()
+        self.frames += per_frame.numel()
+
+    def interval(self) -> tuple[float, float]:
+        """Frame-clustered 95% interval (Korn & Graubard effective-size Wilson)."""
+        frames = int(self.frames)
+        bits_per_frame = int(self.trials) // frames if frames else 1
+        return clustered_rate_interval(int(self.errors), int(self.squared_errors), frames, bits_per_frame)
 
 
 class FrameErrorRate(_ErrorRate):
@@ -57,3 +55,7 @@ class FrameErrorRate(_ErrorRate):
     def update(self, bits_hat: torch.Tensor, bits: torch.Tensor) -> None:
         self.errors += (bits_hat != bits).any(dim=-1).sum()
         self.trials += bits.shape[0]
+
+    def interval(self) -> tuple[float, float]:
+        """Wilson 95% interval."""
+        return wilson_interval(int(self.errors), int(self.trials))

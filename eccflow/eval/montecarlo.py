@@ -1,17 +1,22 @@
-"""Monte-Carlo BER/FER estimation with a frame-error stopping rule.
+"""Monte-Carlo BER/FER estimation, one decoder or several decoders on the same channel words.
 
 For each Eb/N0: draw words (random codewords u G, or the all-zero word), send them over the channel,
-decode, count errors over all n bits; stop after ``min_frame_errors`` frame errors or ``max_frames``
-frames, whichever comes first. Each point is seeded from (seed, point index), so results are
-reproducible and independent of the other points in the list.
+let every decoder decode the same channel LLRs, count errors over all n bits of each frame, and stop by a
+named rule (:func:`stop_rule`). Each point is seeded from (seed, point index), so results are reproducible,
+independent of the other points in the list and of which decoders are run: the same seed gives the same
+words to every decoder and every rerun. The generator lives on the evaluation device, so a CPU and a CUDA
+run of the same seed draw different words (each reproducible on its own device).
+
+Intervals (:mod:`eccflow.eval.intervals`): BER frame-clustered (the frame is the sampling unit), FER
+Wilson, and for decoder against baseline the paired intervals of the -ln(BER) and FER differences.
 """
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -20,10 +25,23 @@ from eccflow.channels import awgn_llr
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
-from eccflow.eval.metrics import BitErrorRate, FrameErrorRate
+from eccflow.eval.intervals import (
+    PairedDifference,
+    Verdict,
+    clustered_rate_interval,
+    neg_ln,
+    paired_fer_difference,
+    paired_neg_ln_ber_difference,
+    wilson_interval,
+)
 
 Channel = Callable[[torch.Tensor, float, float, torch.Generator], torch.Tensor]
 """channel(bits (B, n), ebn0_db, rate, generator) -> channel LLRs (B, n)."""
+
+Decoder = Callable[[torch.Tensor], DecoderOutput]
+
+QUOTABLE_FRAME_ERRORS = 100
+"""A point resting on fewer frame errors is flagged, not quoted as a result."""
 
 
 class Codewords(str, Enum):
@@ -31,9 +49,59 @@ class Codewords(str, Enum):
     ZERO = "zero"
 
 
+@dataclass(frozen=True)
+class StopRule:
+    """When a Monte-Carlo point stops: every decoder has at least ``min_frame_errors`` frame errors and
+    ``min_frames`` frames were drawn, or ``max_frames`` frames were drawn (``min_frame_errors=None``: always
+    the whole budget)."""
+
+    name: str
+    min_frame_errors: int | None
+    min_frames: int
+    max_frames: int
+
+    def done(self, frames: int, fewest_frame_errors: int) -> bool:
+        if frames >= self.max_frames:
+            return True
+        if self.min_frame_errors is None:
+            return False
+        return fewest_frame_errors >= self.min_frame_errors and frames >= self.min_frames
+
+
+STOP_RULES = ("paper", "strict", "budget", "errors")
+
+
+def _check_positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def stop_rule(name: str, max_frames: int, min_frame_errors: int = 100) -> StopRule:
+    """A stop rule by name, capped at ``max_frames`` frames.
+
+    * ``paper``: more than 100 frame errors and at least 10^5 frames (the ECCT / AECCT test loops);
+    * ``strict``: at least 500 frame errors;
+    * ``budget``: exactly ``max_frames`` frames;
+    * ``errors``: at least ``min_frame_errors`` frame errors.
+    """
+    max_frames = _check_positive_int("max_frames", max_frames)
+    if name == "paper":
+        return StopRule("paper", QUOTABLE_FRAME_ERRORS + 1, 100_000, max_frames)
+    if name == "strict":
+        return StopRule("strict", 500, 1, max_frames)
+    if name == "budget":
+        return StopRule("budget", None, max_frames, max_frames)
+    if name == "errors":
+        return StopRule(f"errors>={_check_positive_int('min_frame_errors', min_frame_errors)}", int(min_frame_errors), 1,
+                        max_frames)
+    raise ConfigError(f"unknown stop rule {name!r}; choose one of {list(STOP_RULES)}")
+
+
 @dataclass
 class PointResult:
-    """Error statistics at one Eb/N0. Intervals are Wilson 95%."""
+    """Error statistics of one decoder at one Eb/N0: BER interval frame-clustered, FER interval Wilson
+    (95%); ``flagged`` when under 100 frame errors (not quotable)."""
 
     ebn0_db: float
     ber: float
@@ -46,24 +114,72 @@ class PointResult:
     neg_ln_ber: float
     neg_ln_ber_ci95: tuple[float, float]
     seconds: float
+    squared_bit_errors: int = 0
+    bits_per_frame: int = 0
+    stop_rule: str = ""
+    flagged: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "PointResult":
+        known = {f for f in cls.__dataclass_fields__}
+        data = {k: v for k, v in values.items() if k in known}
+        for key in ("ber_ci95", "fer_ci95", "neg_ln_ber_ci95"):
+            data[key] = tuple(math.inf if v is None else v for v in data[key])
+        if data.get("neg_ln_ber") is None:
+            data["neg_ln_ber"] = math.inf
+        return cls(**data)
 
-def _neg_ln(p: float) -> float:
-    return -math.log(p) if p > 0 else math.inf
+
+def point_from_counts(ebn0_db: float, frames: int, bits_per_frame: int, bit_errors: int, squared_bit_errors: int,
+                      frame_errors: int, seconds: float = 0.0, rule: str = "") -> PointResult:
+    """A :class:`PointResult` from the frame-level sufficient statistics."""
+    ber = bit_errors / (frames * bits_per_frame) if frames else 0.0
+    b_lo, b_hi = clustered_rate_interval(bit_errors, squared_bit_errors, frames, bits_per_frame)
+    return PointResult(
+        ebn0_db=ebn0_db, ber=ber, fer=frame_errors / frames if frames else 0.0, frames=frames, bit_errors=bit_errors,
+        frame_errors=frame_errors, ber_ci95=(b_lo, b_hi), fer_ci95=wilson_interval(frame_errors, frames),
+        neg_ln_ber=neg_ln(ber), neg_ln_ber_ci95=(neg_ln(b_hi), neg_ln(b_lo)), seconds=seconds,
+        squared_bit_errors=squared_bit_errors, bits_per_frame=bits_per_frame, stop_rule=rule,
+        flagged=frame_errors < QUOTABLE_FRAME_ERRORS)
+
+
+@dataclass
+class Evaluation:
+    """Several decoders on the same words: ``curves[name]`` one :class:`PointResult` per Eb/N0, ``paired``
+    one :class:`~eccflow.eval.intervals.PairedDifference` per (decoder, baseline, Eb/N0)."""
+
+    code: str
+    seed: int
+    codewords: str
+    stop_rule: str
+    curves: dict[str, list[PointResult]]
+    paired: list[PairedDifference] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "seed": self.seed, "codewords": self.codewords, "stop_rule": self.stop_rule,
+                "decoders": {k: [p.to_dict() for p in v] for k, v in self.curves.items()},
+                "paired": [d.to_dict() for d in self.paired]}
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "Evaluation":
+        """Inverse of :meth:`to_dict` after a JSON round trip (None stands for a non-finite number)."""
+        def difference(d: Mapping) -> PairedDifference:
+            lo, hi = d["d_neg_ln_ber_ci95"]
+            return PairedDifference(**{**d, "d_neg_ln_ber": math.nan if d["d_neg_ln_ber"] is None else d["d_neg_ln_ber"],
+                                       "d_neg_ln_ber_ci95": (-math.inf if lo is None else lo, math.inf if hi is None else hi),
+                                       "d_fer_ci95": tuple(d["d_fer_ci95"])})
+
+        return cls(code=values["code"], seed=values["seed"], codewords=values["codewords"], stop_rule=values["stop_rule"],
+                   curves={k: [PointResult.from_dict(p) for p in v] for k, v in values["decoders"].items()},
+                   paired=[difference(d) for d in values["paired"]])
 
 
 def bpsk_awgn_channel(bits: torch.Tensor, ebn0_db: float, rate: float, generator: torch.Generator) -> torch.Tensor:
     """Default channel: BPSK over AWGN, LLR = 2y / sigma^2."""
     return awgn_llr(bits, ebn0_db, rate, generator)[1]
-
-
-def _check_positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def validate_ebn0_list(ebn0_db: Sequence[float]) -> list[float]:
@@ -76,12 +192,32 @@ def validate_ebn0_list(ebn0_db: Sequence[float]) -> list[float]:
     return values
 
 
+def _paired_differences(ebn0: float, names: list[str], pairs: Sequence[tuple[str, str]], frames: int, n: int,
+                        errors: torch.Tensor, gram_e: torch.Tensor, failures: torch.Tensor,
+                        gram_f: torch.Tensor) -> list[PairedDifference]:
+    out = []
+    for decoder, baseline in pairs:
+        a, b = names.index(decoder), names.index(baseline)
+        both = int(gram_f[a, b])
+        only_a, only_b = int(failures[a]) - both, int(failures[b]) - both
+        d_fer, fer_ci = paired_fer_difference(both, only_a, only_b, frames)
+        d_ber, ber_ci = paired_neg_ln_ber_difference(float(errors[a]), float(gram_e[a, a]), float(errors[b]),
+                                                     float(gram_e[b, b]), float(gram_e[a, b]), frames, n)
+        out.append(PairedDifference(
+            ebn0_db=ebn0, decoder=decoder, baseline=baseline, d_neg_ln_ber=d_ber, d_neg_ln_ber_ci95=ber_ci,
+            ber_verdict=Verdict.of(*ber_ci), d_fer=d_fer, d_fer_ci95=fer_ci, fer_verdict=Verdict.of(*fer_ci),
+            frames=frames, frames_only_decoder_failed=only_a, frames_only_baseline_failed=only_b))
+    return out
+
+
 @torch.no_grad()
-def evaluate(
-    decoder: Callable[[torch.Tensor], DecoderOutput],
+def evaluate_paired(
+    decoders: Mapping[str, Decoder],
     code: Code,
     ebn0_db: Sequence[float],
     *,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    rule: str = "errors",
     min_frame_errors: int = 100,
     max_frames: int = 1_000_000,
     batch_size: int = 10_000,
@@ -90,11 +226,22 @@ def evaluate(
     channel: Channel = bpsk_awgn_channel,
     device: str | torch.device = "cpu",
     progress: bool = True,
-) -> list[PointResult]:
-    """BER/FER of ``decoder`` on ``code`` at each Eb/N0 (dB), one :class:`PointResult` per value."""
+) -> Evaluation:
+    """Every decoder of ``decoders`` (name -> decoder) on the same words at each Eb/N0 (dB).
+
+    ``pairs``: (decoder, baseline) names to compare, default every decoder against every one listed before
+    it. The stop rule (``rule``, ``min_frame_errors``, ``max_frames``: :func:`stop_rule`) must hold for every
+    decoder, so the strongest one sets the number of frames.
+    """
+    names = list(decoders)
+    if not names:
+        raise ConfigError("no decoder to evaluate")
+    pairs = [(names[j], names[i]) for j in range(len(names)) for i in range(j)] if pairs is None else list(pairs)
+    for a, b in pairs:
+        if a not in decoders or b not in decoders or a == b:
+            raise ConfigError(f"paired comparison ({a!r} vs {b!r}) needs two different decoders among {names}")
     points = validate_ebn0_list(ebn0_db)
-    min_frame_errors = _check_positive_int("min_frame_errors", min_frame_errors)
-    max_frames = _check_positive_int("max_frames", max_frames)
+    stop = stop_rule(rule, max_frames, min_frame_errors)
     batch_size = _check_positive_int("batch_size", batch_size)
     try:
         codewords = Codewords(codewords)
@@ -102,40 +249,51 @@ def evaluate(
         raise ConfigError(f"codewords must be one of {[c.value for c in Codewords]}, got {codewords!r}") from None
     device = torch.device(device)
     G = torch.as_tensor(code.G.copy(), dtype=torch.float32, device=device) if codewords is Codewords.RANDOM else None
-    results = []
+    K = len(names)
+    curves: dict[str, list[PointResult]] = {name: [] for name in names}
+    paired: list[PairedDifference] = []
     for index, ebn0 in enumerate(points):
         generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
-        ber, fer = BitErrorRate().to(device), FrameErrorRate().to(device)
-        start = time.perf_counter()
-        bar = tqdm(total=max_frames, desc=f"{code.name} {ebn0:g} dB", unit="fr", disable=not progress, leave=False)
-        while int(fer.trials) < max_frames and int(fer.errors) < min_frame_errors:
-            batch = min(batch_size, max_frames - int(fer.trials))
+        errors = torch.zeros(K, dtype=torch.float64, device=device)
+        failures = torch.zeros(K, dtype=torch.float64, device=device)
+        gram_e = torch.zeros(K, K, dtype=torch.float64, device=device)
+        gram_f = torch.zeros(K, K, dtype=torch.float64, device=device)
+        seconds = [0.0] * K
+        frames = 0
+        bar = tqdm(total=stop.max_frames, desc=f"{code.name} {ebn0:g} dB", unit="fr", disable=not progress, leave=False)
+        while not stop.done(frames, int(failures.min()) if frames else 0):
+            batch = min(batch_size, stop.max_frames - frames)
             if G is None:
                 bits = torch.zeros(batch, code.n, device=device)
             else:
                 messages = torch.randint(0, 2, (batch, code.k), generator=generator, device=device).float()
                 bits = torch.remainder(messages @ G, 2.0)
             llr = channel(bits, ebn0, code.rate, generator)
-            decided = decoder(llr).bits.to(bits.dtype)
-            ber.update(decided, bits)
-            fer.update(decided, bits)
+            per_frame = []
+            for k, name in enumerate(names):
+                start = time.perf_counter()
+                decided = decoders[name](llr).bits.to(bits.dtype)
+                per_frame.append((decided != bits).sum(dim=-1).to(torch.float64))
+                seconds[k] += time.perf_counter() - start
+            E = torch.stack(per_frame, dim=1)  # (B, K) bit errors per frame and decoder
+            F = (E > 0).to(torch.float64)
+            errors += E.sum(dim=0)
+            failures += F.sum(dim=0)
+            gram_e += E.T @ E
+            gram_f += F.T @ F
+            frames += batch
             bar.update(batch)
-            bar.set_postfix(frame_errors=int(fer.errors))
+            bar.set_postfix(frame_errors=int(failures.min()))
         bar.close()
-        b_lo, b_hi = ber.interval()
-        results.append(
-            PointResult(
-                ebn0_db=ebn0,
-                ber=float(ber.compute()),
-                fer=float(fer.compute()),
-                frames=int(fer.trials),
-                bit_errors=int(ber.errors),
-                frame_errors=int(fer.errors),
-                ber_ci95=(b_lo, b_hi),
-                fer_ci95=fer.interval(),
-                neg_ln_ber=_neg_ln(float(ber.compute())),
-                neg_ln_ber_ci95=(_neg_ln(b_hi), _neg_ln(b_lo)),
-                seconds=time.perf_counter() - start,
-            )
-        )
-    return results
+        for k, name in enumerate(names):
+            curves[name].append(point_from_counts(ebn0, frames, code.n, int(errors[k]), int(gram_e[k, k]),
+                                                  int(failures[k]), seconds[k], stop.name))
+        paired += _paired_differences(ebn0, names, pairs, frames, code.n, errors.cpu(), gram_e.cpu(), failures.cpu(),
+                                      gram_f.cpu())
+    return Evaluation(code=code.name, seed=seed, codewords=codewords.value, stop_rule=stop.name, curves=curves,
+                      paired=paired)
+
+
+def evaluate(decoder: Decoder, code: Code, ebn0_db: Sequence[float], **kwargs) -> list[PointResult]:
+    """BER/FER of one ``decoder`` on ``code`` at each Eb/N0 (dB); keywords as :func:`evaluate_paired`."""
+    return evaluate_paired({"decoder": decoder}, code, ebn0_db, **kwargs).curves["decoder"]

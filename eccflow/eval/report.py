@@ -6,26 +6,56 @@ import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from eccflow.eval.montecarlo import PointResult
+from eccflow.eval.intervals import PairedDifference
+from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, PointResult
 
 
 def _fmt(x: float, digits: int = 2) -> str:
     return "inf" if math.isinf(x) else f"{x:.{digits}f}"
 
 
+def _frame_errors(r: PointResult) -> str:
+    return f"{r.frame_errors} (< {QUOTABLE_FRAME_ERRORS}, flagged)" if r.flagged else str(r.frame_errors)
+
+
 def markdown_table(results: Sequence[PointResult], title: str | None = None) -> str:
-    """-ln(BER) with its Wilson 95% interval, BER, FER, frames and errors per Eb/N0."""
+    """-ln(BER) with its frame-clustered 95% interval, BER, FER with its Wilson interval, frames and errors
+    per Eb/N0; points under 100 frame errors are flagged."""
     lines = [f"### {title}", ""] if title else []
+    rule = next((r.stop_rule for r in results if r.stop_rule), "")
+    if rule:
+        lines += [f"Stop rule: `{rule}`.", ""]
     lines += [
-        "| Eb/N0 (dB) | -ln(BER) | 95% CI | BER | FER | frames | bit errors | frame errors |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Eb/N0 (dB) | -ln(BER) | 95% CI | BER | FER | FER 95% CI | frames | bit errors | frame errors |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lo, hi = r.neg_ln_ber_ci95
         lines.append(
             f"| {r.ebn0_db:g} | {_fmt(r.neg_ln_ber)} | [{_fmt(lo)}, {_fmt(hi)}] | {r.ber:.3e} | {r.fer:.3e} "
-            f"| {r.frames} | {r.bit_errors} | {r.frame_errors} |"
+            f"| [{r.fer_ci95[0]:.2e}, {r.fer_ci95[1]:.2e}] | {r.frames} | {r.bit_errors} | {_frame_errors(r)} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def _signed(x: float, digits: int) -> str:
+    return "n/a" if math.isnan(x) else ("+inf" if x == math.inf else "-inf" if x == -math.inf else f"{x:+.{digits}f}")
+
+
+def paired_table(differences: Sequence[PairedDifference], title: str | None = None) -> str:
+    """Decoder against baseline on the same words: the -ln(BER) and FER differences (positive: the decoder
+    is better) with their paired 95% intervals, and the verdict each interval gives."""
+    lines = [f"### {title}", ""] if title else []
+    lines += ["| decoder | baseline | Eb/N0 (dB) | d -ln(BER) [95% CI] | BER verdict | d FER [95% CI] | FER verdict "
+              "| frames | only decoder failed | only baseline failed |",
+              "|---|---|---:|---|---|---|---|---:|---:|---:|"]
+    for d in differences:
+        lo, hi = d.d_neg_ln_ber_ci95
+        flo, fhi = d.d_fer_ci95
+        lines.append(f"| {d.decoder} | {d.baseline} | {d.ebn0_db:g} | {_signed(d.d_neg_ln_ber, 3)} "
+                     f"[{_signed(lo, 3)}, {_signed(hi, 3)}] | {d.ber_verdict} | {_signed(d.d_fer, 4)} "
+                     f"[{_signed(flo, 4)}, {_signed(fhi, 4)}] | {d.fer_verdict} | {d.frames} "
+                     f"| {d.frames_only_decoder_failed} | {d.frames_only_baseline_failed} |")
     return "\n".join(lines) + "\n"
 
 
@@ -41,17 +71,29 @@ def write_markdown_report(path: str | Path, title: str, command: str, columns: S
     return path
 
 
+def json_safe(value: object) -> object:
+    """``value`` with every infinite or NaN float replaced by None (strict JSON), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json(results: Sequence[PointResult], path: str | Path, **fields: object) -> Path:
     """One JSON object per Eb/N0 (the ``eccflow eval`` contract); ``fields`` are added to each object."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{**fields, **r.to_dict()} for r in results]
-    path.write_text(json.dumps(rows, indent=2, default=lambda v: None if isinstance(v, float) and math.isinf(v) else v))
+    path.write_text(json.dumps(json_safe(rows), indent=2))
     return path
 
 
 def plot_curves(curves: Mapping[str, Sequence[PointResult]], path: str | Path, title: str = "") -> Path:
-    """BER (solid) and FER (dashed) versus Eb/N0 on a log scale, Wilson intervals as error bars."""
+    """BER (solid) and FER (dashed) versus Eb/N0 on a log scale with their 95% intervals as error bars; a
+    point under 100 frame errors is drawn hollow (flagged)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -69,7 +111,13 @@ def plot_curves(curves: Mapping[str, Sequence[PointResult]], path: str | Path, t
             y = [getattr(r, metric) for r in pts]
             ci = [getattr(r, f"{metric}_ci95") for r in pts]
             err = [[v - lo for v, (lo, _) in zip(y, ci)], [hi - v for v, (_, hi) in zip(y, ci)]]
-            ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, markersize=4, label=f"{label} {metric.upper()}")
+            line = ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, markersize=4, label=f"{label} {metric.upper()}")
+            flagged = [(xi, yi) for xi, yi, r in zip(x, y, pts) if r.flagged]
+            if flagged:
+                ax.plot(*zip(*flagged), linestyle="none", marker="o", markersize=7, markerfacecolor="white",
+                        markeredgecolor=line[0].get_color())
+    if any(r.flagged for results in curves.values() for r in results):
+        ax.text(0.01, 0.01, "hollow: < 100 frame errors (flagged)", transform=ax.transAxes, fontsize=7)
     ax.set_yscale("log")
     ax.set_xlabel("Eb/N0 (dB)")
     ax.set_ylabel("error rate")

@@ -179,6 +179,26 @@ def point_metrics(results: Sequence[Any], prefix: str = "") -> dict[str, float]:
     return metrics
 
 
+def paired_metrics(differences: Sequence[Any], prefixes: Mapping[str, str]) -> dict[str, float]:
+    """Metrics of decoder-vs-baseline differences: ``vs_<p>d_neg_ln_ber_<x>dB`` with ``..._lo`` / ``..._hi``,
+    ``vs_<p>d_fer_<x>dB`` likewise, and ``vs_<p>ber_verdict_<x>dB`` / ``vs_<p>fer_verdict_<x>dB`` (+1 better,
+    -1 worse, 0 not resolved), where ``<p>`` is ``prefixes[baseline label]`` (e.g. ``bp50_``). Undefined
+    differences (a decoder without bit errors) are left out; their verdict is 0."""
+    from eccflow.eval.intervals import Verdict
+
+    metrics: dict[str, float] = {}
+    for d in differences:
+        head, x = f"vs_{prefixes[d.baseline]}", f"{d.ebn0_db:g}dB"
+        for name, value, (lo, hi) in (("d_neg_ln_ber", d.d_neg_ln_ber, d.d_neg_ln_ber_ci95), ("d_fer", d.d_fer, d.d_fer_ci95)):
+            if math.isfinite(value) and math.isfinite(lo) and math.isfinite(hi):
+                metrics.update({f"{head}{name}_{x}": value, f"{head}{name}_lo_{x}": lo, f"{head}{name}_hi_{x}": hi})
+        metrics[f"{head}ber_verdict_{x}"] = Verdict.sign(d.ber_verdict)
+        metrics[f"{head}fer_verdict_{x}"] = Verdict.sign(d.fer_verdict)
+    for key in metrics:
+        _check_key("metric name", key)
+    return metrics
+
+
 # ---------------------------------------------------------------------------------------------- config
 def _param_value(value: Any) -> str:
     if isinstance(value, str):

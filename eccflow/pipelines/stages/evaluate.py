@@ -1,8 +1,11 @@
-"""``evaluate`` stage: Monte-Carlo -ln(BER) of the input model and the classical baselines.
+"""``evaluate`` stage: Monte-Carlo -ln(BER) of the input model and its baselines, all on the same words.
 
-Logs ``neg_ln_ber_4dB`` / ``ber_4dB`` / ``fer_4dB`` per Eb/N0 for the model and ``<baseline>_...`` for
-each baseline, writes the table (JSON + markdown) and the BER/FER curves (PNG), and registers the
-model (aliases ``candidate`` / ``champion``) with the measured metrics.
+Baselines by default: hard decision, sum-product BP with 5 and 50 iterations, OSD order 2 where the code is
+short enough (``osd_max_k``; skipped with a note otherwise). Logs ``neg_ln_ber_4dB`` / ``ber_4dB`` / ``fer_4dB``
+per Eb/N0 for the model and ``<prefix>...`` (``bp50_neg_ln_ber_4dB``) for each baseline, the paired
+differences against every baseline (``vs_bp50_d_neg_ln_ber_4dB`` with ``_lo`` / ``_hi`` and a verdict),
+the published value and gap where the shipped table has one; writes the tables (JSON + markdown) and the
+BER/FER curves (PNG), and registers the model (aliases ``candidate`` / ``champion``).
 """
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ import json
 
 import mlflow
 
-from eccflow.decoders.factory import build_classical_decoder
 from eccflow.decoders.flops import flops_per_frame
-from eccflow.eval import evaluate as monte_carlo
-from eccflow.eval import markdown_table, plot_curves, write_json
+from eccflow.eval import json_safe, markdown_table, paired_table, plot_curves
+from eccflow.eval.baselines import OSD_MAX_K, parse_baseline
+from eccflow.eval.montecarlo import evaluate_paired
+from eccflow.eval.published import baseline_method, published_comparison, published_method, published_table
 from eccflow.lit import load_decoder
 from eccflow.pipelines.runner import StageContext, StageResult, stage
 
@@ -41,11 +45,6 @@ def evaluation_channel(ctx: StageContext):
     if kind != "decoder":
         raise ConfigError(f"stages.evaluate.channel must be 'decoder' or 'awgn', got {kind!r}")
     return decoder_channel(ctx.code, ctx.config["decoder"])
-
-
-def baseline_label(name: str, iterations: int, osd_order: int) -> str:
-    """Curve label of a classical baseline: ``bp L=5``, ``osd order 2``, ``hard decision``."""
-    return {"osd": f"osd order {osd_order}", "hard": "hard decision"}.get(name, f"{name} L={iterations}")
 
 
 def evaluation_code(ctx: StageContext):
@@ -85,13 +84,55 @@ def registered_reference(family: str, code, iterations: int):
 
 def evaluation_kwargs(ctx: StageContext) -> dict:
     st = ctx.stage_config
-    return dict(min_frame_errors=st["min_frame_errors"], max_frames=st["max_frames"], batch_size=st["batch_size"],
-                seed=ctx.config["seed"], codewords=st["codewords"], progress=False, device=evaluation_device(ctx.config))
+    return dict(rule=st.get("stop_rule", "paper"), min_frame_errors=st["min_frame_errors"], max_frames=st["max_frames"],
+                batch_size=st["batch_size"], seed=ctx.config["seed"], codewords=st["codewords"], progress=False,
+                device=evaluation_device(ctx.config))
+
+
+def model_label(dec: dict) -> str:
+    """Curve label of the evaluated model: ``neural_bp L=5``, ``ecct N=2 d=32``, ``sbnd gru codeword-wise``."""
+    if dec["family"] == "sbnd":
+        return f"sbnd {dec.get('estimator', 'gru')} {dec.get('output', 'message')}-wise"
+    if "iterations" in dec:
+        return f"{dec['family']} L={dec['iterations']}"
+    return f"{dec['family']} N={dec['layers']} d={dec['d_model']}"
+
+
+def baseline_decoders(ctx: StageContext, iterations: int, device: str) -> tuple[dict, dict, dict, list]:
+    """The stage's classical and registered baselines: decoders by label, metric prefixes by label, published
+    methods by label, and the notes of baselines skipped (OSD on a code too long for it, nothing registered)."""
+    from eccflow.errors import ConfigError
+
+    st = ctx.stage_config
+    decoders, prefixes, methods, skipped = {}, {}, {}, []
+    osd_max_k = int(st.get("osd_max_k", OSD_MAX_K))
+    for spec in st["baselines"]:
+        baseline = parse_baseline(spec, iterations=iterations, order=int(st.get("osd_order", 2)))
+        if baseline.label in decoders:
+            raise ConfigError(f"stages.{ctx.name}.baselines lists {baseline.label!r} twice")
+        reason = baseline.too_long(ctx.code, osd_max_k)
+        if reason is not None:
+            ctx.log(reason)
+            skipped.append({"baseline": str(spec), "reason": reason})
+            continue
+        decoders[baseline.label] = baseline.build(ctx.code).to(device)
+        prefixes[baseline.label] = baseline.prefix
+        methods[baseline.label] = baseline_method(baseline.kind, baseline.parameter)
+    for family in st.get("registered_baselines") or []:
+        reference = registered_reference(family, ctx.code, iterations)
+        if reference is None:
+            reason = f"no registered {family} model for {ctx.code.name} (run its pipeline first): baseline skipped"
+            ctx.log(reason)
+            skipped.append({"baseline": family, "reason": reason})
+            continue
+        label = f"{family} L={iterations}"
+        decoders[label], prefixes[label], methods[label] = reference.to(device), f"{family}_", None
+    return decoders, prefixes, methods, skipped
 
 
 @stage("evaluate")
 def evaluate(ctx: StageContext) -> StageResult:
-    from eccflow.track import point_metrics, register_checkpoint
+    from eccflow.track import paired_metrics, point_metrics, register_checkpoint
 
     ctx = dataclasses.replace(ctx, code=evaluation_code(ctx))
     st, dec = ctx.stage_config, ctx.config["decoder"]
@@ -99,10 +140,7 @@ def evaluate(ctx: StageContext) -> StageResult:
     device = evaluation_device(ctx.config)
     model = load_decoder(checkpoint, code=ctx.code).to(device)  # a universal model decodes CODE whatever it was trained on
     iterations = int(dec.get("iterations", st["baseline_iterations"]))
-    if dec["family"] == "sbnd":
-        label = f"sbnd {dec.get('estimator', 'gru')} {dec.get('output', 'message')}-wise"
-    else:
-        label = f"{dec['family']} L={dec['iterations']}" if "iterations" in dec else f"{dec['family']} N={dec['layers']} d={dec['d_model']}"
+    label = model_label(dec)
     kwargs = evaluation_kwargs(ctx)
     channel = evaluation_channel(ctx)
     if channel is not None:
@@ -110,26 +148,35 @@ def evaluate(ctx: StageContext) -> StageResult:
         label = f"{label} {channel.constellation.order}-{channel.constellation.modulation.value.upper()}"
         mlflow.set_tags({"channel": f"bicm {channel.constellation.order}-{channel.constellation.modulation.value} "
                                     f"{channel.demapping.value}"})
-    osd_order = int(st.get("osd_order", 2))
-    curves = {label: monte_carlo(model, ctx.code, st["ebn0_db"], **kwargs)}
+    baselines, prefixes, methods, skipped = baseline_decoders(ctx, iterations, device)
+    methods[label] = published_method(dec)
+    evaluation = evaluate_paired({label: model, **baselines}, ctx.code, st["ebn0_db"],
+                                 pairs=[(label, b) for b in baselines], **kwargs)
+    curves = evaluation.curves
     metrics = point_metrics(curves[label])
-    for name in st["baselines"]:
-        baseline = build_classical_decoder(name, ctx.code, iterations=iterations, order=osd_order).to(device)
-        curves[baseline_label(name, iterations, osd_order)] = results = monte_carlo(baseline, ctx.code, st["ebn0_db"], **kwargs)
-        metrics.update(point_metrics(results, prefix=f"{name}_"))
-    for family in st.get("registered_baselines") or []:
-        reference = registered_reference(family, ctx.code, iterations)
-        if reference is None:
-            ctx.log(f"no registered {family} model for {ctx.code.name} (run its pipeline first): baseline skipped")
-            continue
-        curves[f"{family} L={iterations}"] = results = monte_carlo(reference.to(device), ctx.code, st["ebn0_db"], **kwargs)
-        metrics.update(point_metrics(results, prefix=f"{family}_"))
+    for name, prefix in prefixes.items():
+        metrics.update(point_metrics(curves[name], prefix=prefix))
+    metrics.update(paired_metrics(evaluation.paired, prefixes))
+    published = published_comparison(ctx.code.name, methods, curves)
+    for row in published:
+        if row["decoder"] == label:
+            metrics.setdefault(f"published_neg_ln_ber_{row['ebn0_db']:g}dB", row["published_neg_ln_ber"])
+            metrics.setdefault(f"published_gap_{row['ebn0_db']:g}dB", row["gap"])
     metrics["decoder_params"] = float(sum(p.numel() for p in model.parameters()))
     metrics["decoder_flops"] = float(flops_per_frame(model.cpu(), ctx.code.n))
+    mlflow.set_tags({"stop_rule": evaluation.stop_rule, "model_label": label,
+                     **{f"vs_{prefixes[d.baseline]}{kind}_{d.ebn0_db:g}dB": verdict for d in evaluation.paired
+                        for kind, verdict in (("ber", d.ber_verdict), ("fer", d.fer_verdict))}})
     tables = "\n".join(markdown_table(results, title=f"{ctx.code.name}: {name}") for name, results in curves.items())
+    tables += "\n" + paired_table(evaluation.paired, title=f"{ctx.code.name}: {label} against each baseline, same words")
+    tables += f"\n### {ctx.code.name}: published values\n\n" + published_table(published)
+    if skipped:
+        tables += "\n" + "\n".join(f"Note: {s['reason']}" for s in skipped) + "\n"
     ctx.log(tables)
     (ctx.out_dir / "ber_table.md").write_text(tables)
-    (ctx.out_dir / "ber_table.json").write_text(json.dumps({k: [r.to_dict() for r in v] for k, v in curves.items()}, indent=2))
+    document = {"model": label, "baselines": list(baselines), "skipped": skipped, **evaluation.to_dict(),
+                "published": published}
+    (ctx.out_dir / "ber_table.json").write_text(json.dumps(json_safe(document), indent=2))
     plot_curves(curves, ctx.out_dir / "ber_curves.png", title=ctx.code.name)
     for name in ("ber_table.md", "ber_table.json", "ber_curves.png"):
         mlflow.log_artifact(str(ctx.out_dir / name))
