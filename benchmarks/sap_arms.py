@@ -21,7 +21,9 @@ from eccflow.pipelines import run_pipeline
 
 LIBRARY = ["BCH_n31_k16", "BCH_n63_k45", "LDPC_n49_k24", "LDPC_n64_k32", "POLAR_n32_k16", "POLAR_n64_k32"]
 ARMS = {"unpruned": "evaluate:unpruned", "dedicated + LoRA": "evaluate:dedicated",
-        "SAP + full FT": "evaluate:sap_full", "SAP + LoRA": "evaluate:sap_lora"}
+        "SAP + full FT": "evaluate:sap_full", "SAP + LoRA": "evaluate:sap_lora",
+        "random mask + LoRA": "evaluate:random", "mismatched mask + LoRA": "evaluate:mismatched"}
+METRICS = ("neg_ln_ber_", "bp5_neg_ln_ber_", "bp50_neg_ln_ber_", "vs_")
 
 
 def summarize(target: str, summary: dict) -> dict:
@@ -34,8 +36,7 @@ def summarize(target: str, summary: dict) -> dict:
            "lora_fraction": stages["recover:sap_lora"]["metrics"]["lora_fraction"], "arms": {}}
     for arm, stage in ARMS.items():
         m = stages[stage]["metrics"]
-        row["arms"][arm] = {k: m[k] for k in m if k.startswith("neg_ln_ber_") or k.startswith("bp_neg_ln_ber_")} | {
-            "decoder_flops": m["decoder_flops"]}
+        row["arms"][arm] = {k: m[k] for k in m if k.startswith(METRICS)} | {"decoder_flops": m["decoder_flops"]}
     return row
 
 
@@ -50,7 +51,8 @@ def report(out: Path) -> str:
                          f"{'yes' if row['reused'] else 'no'} | {arm} | " + " | ".join(f"{m[f'neg_ln_ber_{e}dB']:.2f}" for e in (4, 5, 6))
                          + f" | {m['decoder_flops']:,.0f} |")
         bp = row["arms"]["unpruned"]
-        lines.append(f"| {row['target']} | | | | BP L=5 | " + " | ".join(f"{bp[f'bp_neg_ln_ber_{e}dB']:.2f}" for e in (4, 5, 6)) + " | |")
+        prefix = "bp5_" if "bp5_neg_ln_ber_4dB" in bp else "bp_"  # summaries written before BP-50 and OSD joined
+        lines.append(f"| {row['target']} | | | | BP L=5 | " + " | ".join(f"{bp[f'{prefix}neg_ln_ber_{e}dB']:.2f}" for e in (4, 5, 6)) + " | |")
         a = row["arms"]
         for e in (4, 5):
             sap, ded, full = (a[k][f"neg_ln_ber_{e}dB"] for k in ("SAP + LoRA", "dedicated + LoRA", "unpruned"))

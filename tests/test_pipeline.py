@@ -60,6 +60,10 @@ def test_errors_before_any_work(store: Path) -> None:
         run_pipeline(CODE, "neural_bp", overrides=[*TINY, "stages.train.lrate=0.1"], log=_quiet)
     with pytest.raises(ConfigError, match="unknown profile"):
         run_pipeline(CODE, "neural_bp", profile="fast", log=_quiet)
+    with pytest.raises(ConfigError, match="stages.evaluate: unknown stop rule 'quick'"):
+        run_pipeline(CODE, "neural_bp", overrides=[*TINY, "stages.evaluate.stop_rule=quick"], log=_quiet)
+    with pytest.raises(ConfigError, match="stages.evaluate: unknown baseline 'turbo'"):
+        run_pipeline(CODE, "neural_bp", overrides=[*TINY, "stages.evaluate.baselines=[hard, turbo]"], log=_quiet)
     assert len(_runs()) == before  # nothing was started
 
 

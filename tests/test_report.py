@@ -156,3 +156,15 @@ def test_report_command_on_a_store(isolated_mlflow, tmp_path, capsys):
     assert err.startswith("eccflow: error: no evaluate run in") and "family=['ecct']" in err
     assert main(["report", "--select", "best"]) == 2
     assert "unknown selection 'best'" in capsys.readouterr().err
+
+
+def test_evaluate_stage_skips_osd_on_a_long_code_with_a_note(tmp_path):
+    from eccflow.pipelines.runner import StageContext
+    from eccflow.pipelines.stages.evaluate import baseline_decoders
+
+    notes: list[str] = []
+    config = {"stages": {"evaluate": {"baselines": ["hard", "bp:5", "osd:2"], "osd_max_k": 128}}}
+    ctx = StageContext("evaluate", config, get_code("BCH_n255_k207"), {}, tmp_path, "run", "sqlite://", notes.append)
+    decoders, prefixes, _, skipped = baseline_decoders(ctx, 5, "cpu")
+    assert list(decoders) == ["hard decision", "bp L=5"] and prefixes == {"hard decision": "hard_", "bp L=5": "bp5_"}
+    assert skipped[0]["baseline"] == "osd:2" and "k = 207 > 128" in notes[0]

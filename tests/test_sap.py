@@ -9,7 +9,7 @@ import pytest
 
 from eccflow.codes import get_code
 from eccflow.compress.fisher import UnitMask
-from eccflow.compress.sap import LibraryEntry, MaskLibrary, signature, similarity
+from eccflow.compress.sap import LibraryEntry, MaskLibrary, random_mask_like, signature, similarity
 from eccflow.errors import ConfigError
 
 
@@ -44,6 +44,21 @@ def test_retrieval_is_deterministic_and_thresholded(tmp_path):
     assert [lib.retrieve([5.1, 2.0], tau=0.8, temperature=1.0).entry.code for _ in range(3)] == ["A"] * 3
     with pytest.raises(ConfigError, match=r"tau must lie in \[0, 1\]"):
         lib.retrieve([5.0, 2.0], tau=1.5, temperature=1.0)
+
+
+def test_mismatched_and_random_mask_controls(tmp_path):
+    lib = MaskLibrary(tmp_path / "lib.json", "backbone-a")
+    with pytest.raises(ConfigError, match="library .* is empty: the mismatched-mask arm"):
+        lib.least_similar([5.0, 2.0], temperature=1.0)
+    lib.insert(LibraryEntry("A", [5.0, 2.0, 1.0, 0.5], _mask(0)))
+    lib.insert(LibraryEntry("B", [9.0, 4.0, 2.0, 1.0], _mask(1)))
+    far = lib.least_similar([5.1, 2.0], temperature=1.0)
+    assert far.entry.code == "B" and far.reuse and far.similarity < lib.retrieve([5.1, 2.0], 0.0, 1.0).similarity
+    mask = UnitMask([[0, 3], [1, 2, 5]], [list(range(10)), list(range(20))], 8, 64)
+    random = random_mask_like(mask, seed=7)
+    assert [len(h) for h in random.heads] == [2, 3] and [len(c) for c in random.channels] == [10, 20]  # same FLOPs
+    assert random == random_mask_like(mask, seed=7) and random != random_mask_like(mask, seed=8)
+    assert random.channels != mask.channels and all(max(c) < 64 for c in random.channels)
 
 
 def _insert_many(path: str, worker: int) -> None:

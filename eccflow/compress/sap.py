@@ -127,3 +127,23 @@ class MaskLibrary:
                 best = (s, entry)
         score, entry = best
         return Retrieval(entry, max(score, 0.0), entry is not None and score >= tau)
+
+    def least_similar(self, target: list[float], temperature: float, count: int = 2) -> Retrieval:
+        """The entry farthest from ``target`` (the SAP paper's cross-family, mismatched-mask control); its mask is
+        always used. An empty library is a ConfigError."""
+        entries = self.entries()
+        if not entries:
+            raise ConfigError(f"the mask library {self.path} is empty: the mismatched-mask arm needs at least one "
+                              "entry (run PIPELINE=sap_library on a few codes first)")
+        scored = [(similarity(e.signature, target, temperature, count), i, e) for i, e in enumerate(entries)]
+        score, _, entry = min(scored, key=lambda t: (t[0], t[1]))
+        return Retrieval(entry, score, True)
+
+
+def random_mask_like(mask: UnitMask, seed: int) -> UnitMask:
+    """A mask keeping, in every block, as many heads and FFN channels as ``mask`` (so the same FLOPs), chosen
+    uniformly at random with a fixed ``seed``: the random-mask control of a structured-pruning comparison."""
+    rng = np.random.default_rng(seed)
+    heads = [sorted(int(i) for i in rng.choice(mask.num_heads, size=len(kept), replace=False)) for kept in mask.heads]
+    channels = [sorted(int(i) for i in rng.choice(mask.d_ff, size=len(kept), replace=False)) for kept in mask.channels]
+    return UnitMask(heads=heads, channels=channels, num_heads=mask.num_heads, d_ff=mask.d_ff)

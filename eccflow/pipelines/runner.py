@@ -52,17 +52,22 @@ class StageResult:
 
 
 StageFn = Callable[[StageContext], StageResult]
+StageCheck = Callable[[str, dict[str, Any]], None]
 STAGES: dict[str, StageFn] = {}
+CHECKS: dict[str, StageCheck] = {}  # settings checks run before any stage of the pipeline does work
 CODE_INDEPENDENT: set[str] = set()  # stages whose output does not depend on CODE (cached across codes)
 
 
-def stage(name: str, code_independent: bool = False) -> Callable[[StageFn], StageFn]:
-    """Register a stage function under ``name``; a pipeline may list it as ``name`` or ``name:label``."""
+def stage(name: str, code_independent: bool = False, check: StageCheck | None = None) -> Callable[[StageFn], StageFn]:
+    """Register a stage function under ``name``; a pipeline may list it as ``name`` or ``name:label``.
+    ``check(label, stage_config)`` raises a ConfigError on bad settings, before the pipeline starts."""
 
     def wrap(fn: StageFn) -> StageFn:
         STAGES[name] = fn
         if code_independent:
             CODE_INDEPENDENT.add(name)
+        if check is not None:
+            CHECKS[name] = check
         return fn
 
     return wrap
@@ -131,6 +136,9 @@ def run_pipeline(
     unknown = [s for s in config["stage_order"] if stage_function(s) not in STAGES]
     if unknown:
         raise ConfigError(f"pipeline {pipeline!r} lists unknown stages {unknown}; implemented: {sorted(STAGES)}")
+    for name in config["stage_order"]:
+        if stage_function(name) in CHECKS:
+            CHECKS[stage_function(name)](name, config["stages"][name])
     code_obj = get_code(config["code"])
     cache = Path(cache_root) if cache_root is not None else default_cache_root()
     uri = configure_mlflow(tracking_uri)

@@ -130,7 +130,22 @@ def baseline_decoders(ctx: StageContext, iterations: int, device: str) -> tuple[
     return decoders, prefixes, methods, skipped
 
 
-@stage("evaluate")
+def check_settings(name: str, st: dict) -> None:
+    """Stop rule and baseline specs of an evaluate stage, checked before the pipeline does any work."""
+    from eccflow.errors import ConfigError
+    from eccflow.eval import stop_rule
+
+    try:
+        stop_rule(st.get("stop_rule", "paper"), st["max_frames"], st["min_frame_errors"])
+        if not isinstance(st["baselines"], list):
+            raise ConfigError(f"baselines must be a list of specs like ['hard', 'bp:50'], got {st['baselines']!r}")
+        for spec in st["baselines"]:
+            parse_baseline(spec)
+    except ConfigError as err:
+        raise ConfigError(f"stages.{name}: {err}") from None
+
+
+@stage("evaluate", check=check_settings)
 def evaluate(ctx: StageContext) -> StageResult:
     from eccflow.track import paired_metrics, point_metrics, register_checkpoint
 

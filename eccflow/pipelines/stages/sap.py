@@ -5,6 +5,11 @@ The input ``checkpoint`` is the pretrained universal backbone; its content diges
 derived on. Reuse when S = exp(-d/T) >= tau; otherwise Fisher pruning on CODE's calibration stream
 (same settings as the ``prune`` stage) and an atomic insert. Logs the decision, similarity, retrieval
 and derivation wall-clock, and the library file as a versioned MLflow artifact.
+
+``selection`` makes the controls the SAP paper compares against: ``spectral`` (SAP itself), ``least_similar``
+(the mask of the least similar library entry, the cross-family mismatched case) and ``random`` (as many heads
+and channels per block as SAP's mask, so the same FLOPs, chosen at random with ``random_seed``). The controls
+never insert into the library.
 """
 from __future__ import annotations
 
@@ -17,11 +22,14 @@ import mlflow
 import torch
 
 from eccflow.compress.fisher import apply_mask
-from eccflow.compress.sap import LibraryEntry, MaskLibrary, signature
+from eccflow.compress.sap import LibraryEntry, MaskLibrary, random_mask_like, signature
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
 from eccflow.pipelines.runner import StageContext, StageResult, file_digest, repo_root, stage
 from eccflow.pipelines.stages.prune import backbone_size, derive_mask
+
+
+SELECTIONS = ("spectral", "least_similar", "random")
 
 
 def library_for(ctx: StageContext, checkpoint: str) -> MaskLibrary:
@@ -41,7 +49,14 @@ def sap(ctx: StageContext) -> StageResult:
     model = load_decoder(checkpoint, code=ctx.code)
     start = time.perf_counter()
     target = signature(ctx.code, 4)
-    found = library.retrieve(target, tau=float(st["tau"]), temperature=float(st["temperature"]), count=int(st["eigenvalues"]))
+    selection = st.get("selection", "spectral")
+    if selection not in SELECTIONS:
+        raise ConfigError(f"stages.{ctx.name}.selection must be one of {list(SELECTIONS)}, got {selection!r}")
+    temperature, count = float(st["temperature"]), int(st["eigenvalues"])
+    if selection == "least_similar":
+        found = library.least_similar(target, temperature=temperature, count=count)
+    else:
+        found = library.retrieve(target, tau=float(st["tau"]), temperature=temperature, count=count)
     retrieval_seconds = time.perf_counter() - start
     metrics = {"similarity": found.similarity, "reused": float(found.reuse), "retrieval_seconds": retrieval_seconds}
     if found.reuse:
@@ -50,8 +65,12 @@ def sap(ctx: StageContext) -> StageResult:
     else:
         mask, seconds = derive_mask(ctx, model)
         metrics["derivation_seconds"] = seconds
-        metrics["library_size"] = float(library.insert(LibraryEntry(ctx.code.name, target, mask)))
+        if selection == "spectral":
+            metrics["library_size"] = float(library.insert(LibraryEntry(ctx.code.name, target, mask)))
         mlflow.set_tags({"sap_decision": "derive", "sap_nearest_code": found.entry.code if found.entry else ""})
+    if selection == "random":
+        mask = random_mask_like(mask, int(st["random_seed"]))
+    mlflow.set_tags({"sap_selection": selection})
     pruned = apply_mask(copy.deepcopy(model), mask)
     metrics |= {f"{k}_full": v for k, v in backbone_size(model, ctx.code.n).items()}
     metrics |= {f"{k}_pruned": v for k, v in backbone_size(pruned, ctx.code.n).items()}
