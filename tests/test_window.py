@@ -16,7 +16,7 @@ from eccflow.decoders.window import (ChainDecoder, WindowDecoder, WindowGraph, n
                                      skip_order, window_starts)
 from eccflow.decoders.window_complexity import window_complexity
 from eccflow.errors import ConfigError, EccflowError
-from eccflow.eval.chain import evaluate_chain
+from eccflow.eval.chain import evaluate_chain, evaluate_chains_paired
 from eccflow.lit import load_decoder, save_decoder
 from eccflow.lit.window import soft_block_error
 
@@ -171,6 +171,20 @@ def test_chain_statistics_are_consistent(chain):
     assert 0.0 <= point.ep_probability <= 1.0 and point.ep_trials >= point.ep_events
     assert point.fer_ci95[0] <= point.fer <= point.fer_ci95[1]
     assert max(point.window_bler) <= point.fer + 1e-12
+
+
+def test_chain_decoders_are_paired_on_the_same_chains(chain):
+    wd = ChainDecoder(WindowDecoder(chain, 3, 1, 3, neural=False, normalization=0.75))
+    bp = ChainDecoder(WindowDecoder(chain, 3, 1, 3, neural=False, check_update="sum-product"))
+    curves, paired = evaluate_chains_paired({"WD": wd, "WD again": wd, "WD-BP": bp}, [2.0], min_frame_errors=50,
+                                            max_frames=400, batch_size=200, pairs=[("WD again", "WD"), ("WD-BP", "WD")])
+    alone = evaluate_chain(bp, [2.0], min_frame_errors=50, max_frames=400, batch_size=200)[0]
+    assert curves["WD"][0].frames == curves["WD-BP"][0].frames  # the point stops for all at once
+    assert curves["WD"][0].bit_errors == curves["WD again"][0].bit_errors
+    same = paired[0]
+    assert same.d_fer == 0 and same.frames_only_decoder_failed == same.frames_only_baseline_failed == 0
+    assert same.fer_verdict == "not resolved" and paired[1].baseline == "WD"
+    assert curves["WD-BP"][0].frames >= alone.frames  # the same chains as far as the single run went
 
 
 def test_soft_block_error_tends_to_the_block_error():

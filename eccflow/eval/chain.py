@@ -5,7 +5,8 @@ and EP probability Wilson.
 
 A window fails when any of its target bits is wrong. The EP probability pools every pair of consecutive
 windows of every frame: (pairs where both failed) / (pairs where the first failed). Stops after
-``min_frame_errors`` chain errors or ``max_frames`` frames. The EP interval treats the pairs as independent, which
+``min_frame_errors`` chain errors or ``max_frames`` frames. Several decoders decode the same chains
+(:func:`evaluate_chains_paired`), with paired differences as in :mod:`eccflow.eval.montecarlo`. The EP interval treats the pairs as independent, which
 holds only approximately (pairs of one chain share a window).
 """
 from __future__ import annotations
@@ -18,7 +19,8 @@ import torch
 from eccflow.data.awgn import draw_words
 from eccflow.decoders.window import ChainDecoder
 from eccflow.eval.intervals import clustered_rate_interval, wilson_interval
-from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, bpsk_awgn_channel, validate_ebn0_list
+from eccflow.errors import ConfigError
+from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, bpsk_awgn_channel, paired_differences, validate_ebn0_list
 
 
 @dataclass
@@ -46,48 +48,80 @@ class ChainPoint:
 
 
 @torch.no_grad()
-def evaluate_chain(decoder: ChainDecoder, ebn0_db: list[float], min_frame_errors: int = 100, max_frames: int = 100_000,
-                   batch_size: int = 1000, seed: int = 0, codewords: str = "zero") -> list[ChainPoint]:
-    """Chain statistics of ``decoder`` at each Eb/N0 (the genie detector sees the transmitted bits)."""
-    code = decoder.code
+def evaluate_chains_paired(decoders: dict[str, ChainDecoder], ebn0_db: list[float], min_frame_errors: int = 100,
+                           max_frames: int = 100_000, batch_size: int = 1000, seed: int = 0, codewords: str = "zero",
+                           pairs: list[tuple[str, str]] | None = None) -> tuple[dict[str, list[ChainPoint]], list]:
+    """Chain statistics of every decoder on the same chains at each Eb/N0 (the genie detector sees the
+    transmitted bits), and the paired FER / -ln(BER) differences of every (decoder, baseline) in ``pairs``
+    (default: every decoder against every one listed before it). A point stops when every decoder has
+    ``min_frame_errors`` chain errors, or after ``max_frames`` chains."""
+    names = list(decoders)
+    if not names:
+        raise ConfigError("no chain decoder to evaluate")
+    pairs = [(names[j], names[i]) for j in range(len(names)) for i in range(j)] if pairs is None else list(pairs)
+    code = decoders[names[0]].code
     G = torch.as_tensor(code.G.copy(), dtype=torch.float32) if codewords == "random" else None
-    targets = decoder.target_masks()
-    points = []
+    targets = {name: d.target_masks() for name, d in decoders.items()}
+    K = len(names)
+    curves: dict[str, list[ChainPoint]] = {name: [] for name in names}
+    paired = []
     for index, ebn0 in enumerate(validate_ebn0_list(ebn0_db)):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        start = time.perf_counter()
-        frames = bit_errors = squared_bit_errors = frame_errors = ep_events = ep_trials = 0
-        switched = 0.0
-        window_fail = torch.zeros(len(targets), dtype=torch.long)
-        while frames < max_frames and frame_errors < min_frame_errors:
+        frames = 0
+        errors, failures = torch.zeros(K, dtype=torch.float64), torch.zeros(K, dtype=torch.float64)
+        gram_e, gram_f = torch.zeros(K, K, dtype=torch.float64), torch.zeros(K, K, dtype=torch.float64)
+        stats = {name: {"ep_events": 0, "ep_trials": 0, "switched": 0.0, "seconds": 0.0,
+                        "window_fail": torch.zeros(len(targets[name]), dtype=torch.long)} for name in names}
+        while frames < max_frames and (frames == 0 or int(failures.min()) < min_frame_errors):
             count = min(batch_size, max_frames - frames)
             bits = draw_words(code, count, codewords, generator, G)
-            decoder.truth = bits
-            decided = decoder(bpsk_awgn_channel(bits, ebn0, code.rate, generator)).bits
-            wrong = decided != bits
-            fail = torch.stack([wrong[:, t].any(dim=1) for t in targets], dim=1)  # (B, windows)
+            llr = bpsk_awgn_channel(bits, ebn0, code.rate, generator)
+            per_frame = []
+            for name in names:
+                decoder, st, start = decoders[name], stats[name], time.perf_counter()
+                decoder.truth = bits
+                wrong = decoder(llr).bits != bits
+                decoder.truth = None
+                fail = torch.stack([wrong[:, t].any(dim=1) for t in targets[name]], dim=1)  # (B, windows)
+                st["window_fail"] += fail.sum(dim=0)
+                st["ep_trials"] += int(fail[:, :-1].sum())
+                st["ep_events"] += int((fail[:, :-1] & fail[:, 1:]).sum())
+                if decoder.switched is not None:
+                    st["switched"] += float(decoder.switched.float().sum())
+                per_frame.append(wrong.sum(dim=1).to(torch.float64))
+                st["seconds"] += time.perf_counter() - start
+            E = torch.stack(per_frame, dim=1)
+            F = (E > 0).to(torch.float64)
+            errors += E.sum(dim=0)
+            failures += F.sum(dim=0)
+            gram_e += E.T @ E
+            gram_f += F.T @ F
             frames += count
-            per_frame = wrong.sum(dim=1)
-            bit_errors += int(per_frame.sum())
-            squared_bit_errors += int((per_frame * per_frame).sum())
-            frame_errors += int(wrong.any(dim=1).sum())
-            window_fail += fail.sum(dim=0)
-            ep_trials += int(fail[:, :-1].sum())
-            ep_events += int((fail[:, :-1] & fail[:, 1:]).sum())
-            if decoder.switched is not None:
-                switched += float(decoder.switched.float().sum())
-        decoder.truth = None
-        ber = bit_errors / (frames * code.n)
-        points.append(ChainPoint(
-            ebn0_db=ebn0, frames=frames, bit_errors=bit_errors, frame_errors=frame_errors, ber=ber,
-            fer=frame_errors / frames, ber_ci95=clustered_rate_interval(bit_errors, squared_bit_errors, frames, code.n),
-            fer_ci95=wilson_interval(frame_errors, frames), ep_events=ep_events, ep_trials=ep_trials,
-            ep_probability=ep_events / ep_trials if ep_trials else float("nan"),
-            ep_ci95=wilson_interval(ep_events, ep_trials) if ep_trials else (float("nan"), float("nan")),
-            switched=switched / (frames * len(targets)), window_bler=(window_fail.float() / frames).tolist(),
-            window_bler_ci95=[wilson_interval(int(f), frames) for f in window_fail],
-            flagged=frame_errors < QUOTABLE_FRAME_ERRORS, seconds=time.perf_counter() - start))
-    return points
+        for k, name in enumerate(names):
+            st = stats[name]
+            bit_errors, frame_errors = int(errors[k]), int(failures[k])
+            ep_trials, ep_events = st["ep_trials"], st["ep_events"]
+            curves[name].append(ChainPoint(
+                ebn0_db=ebn0, frames=frames, bit_errors=bit_errors, frame_errors=frame_errors,
+                ber=bit_errors / (frames * code.n), fer=frame_errors / frames,
+                ber_ci95=clustered_rate_interval(bit_errors, int(gram_e[k, k]), frames, code.n),
+                fer_ci95=wilson_interval(frame_errors, frames), ep_events=ep_events, ep_trials=ep_trials,
+                ep_probability=ep_events / ep_trials if ep_trials else float("nan"),
+                ep_ci95=wilson_interval(ep_events, ep_trials) if ep_trials else (float("nan"), float("nan")),
+                switched=st["switched"] / (frames * len(targets[name])),
+                window_bler=(st["window_fail"].float() / frames).tolist(),
+                window_bler_ci95=[wilson_interval(int(f), frames) for f in st["window_fail"]],
+                flagged=frame_errors < QUOTABLE_FRAME_ERRORS, seconds=st["seconds"]))
+        paired += paired_differences(ebn0, names, pairs, frames, code.n, errors, gram_e, failures, gram_f)
+    return curves, paired
+
+
+def evaluate_chain(decoder: ChainDecoder, ebn0_db: list[float], min_frame_errors: int = 100, max_frames: int = 100_000,
+                   batch_size: int = 1000, seed: int = 0, codewords: str = "zero") -> list[ChainPoint]:
+    """Chain statistics of one ``decoder`` at each Eb/N0 (see :func:`evaluate_chains_paired`)."""
+    curves, _ = evaluate_chains_paired({"decoder": decoder}, ebn0_db, min_frame_errors, max_frames, batch_size, seed,
+                                       codewords)
+    return curves["decoder"]
 
 
 def chain_table(curves: dict[str, list[ChainPoint]]) -> str:

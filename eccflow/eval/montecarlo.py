@@ -192,9 +192,12 @@ def validate_ebn0_list(ebn0_db: Sequence[float]) -> list[float]:
     return values
 
 
-def _paired_differences(ebn0: float, names: list[str], pairs: Sequence[tuple[str, str]], frames: int, n: int,
+def paired_differences(ebn0: float, names: list[str], pairs: Sequence[tuple[str, str]], frames: int, n: int,
                         errors: torch.Tensor, gram_e: torch.Tensor, failures: torch.Tensor,
                         gram_f: torch.Tensor) -> list[PairedDifference]:
+    """Paired differences of every (decoder, baseline) in ``pairs`` from the frame-level sums over K decoders:
+    bit errors ``errors`` (K,), frame errors ``failures`` (K,), ``gram_e`` = E^T E and ``gram_f`` = F^T F
+    (K, K) of the per-frame bit-error counts E and frame-error indicators F (frames, K)."""
     out = []
     for decoder, baseline in pairs:
         a, b = names.index(decoder), names.index(baseline)
@@ -288,7 +291,7 @@ def evaluate_paired(
         for k, name in enumerate(names):
             curves[name].append(point_from_counts(ebn0, frames, code.n, int(errors[k]), int(gram_e[k, k]),
                                                   int(failures[k]), seconds[k], stop.name))
-        paired += _paired_differences(ebn0, names, pairs, frames, code.n, errors.cpu(), gram_e.cpu(), failures.cpu(),
+        paired += paired_differences(ebn0, names, pairs, frames, code.n, errors.cpu(), gram_e.cpu(), failures.cpu(),
                                       gram_f.cpu())
     return Evaluation(code=code.name, seed=seed, codewords=codewords.value, stop_rule=stop.name, curves=curves,
                       paired=paired)

@@ -30,7 +30,8 @@ from eccflow.decoders.window import ChainDecoder, WindowDecoder, schedule_import
 from eccflow.decoders.window_complexity import complexity_table, window_complexity
 from eccflow.codes import Code
 from eccflow.errors import ConfigError
-from eccflow.eval.chain import chain_table, evaluate_chain
+from eccflow.eval import Verdict, json_safe, paired_table
+from eccflow.eval.chain import chain_table, evaluate_chain, evaluate_chains_paired
 from eccflow.eval.montecarlo import bpsk_awgn_channel
 from eccflow.lit import load_decoder
 from eccflow.lit.window import WindowLitModule
@@ -237,23 +238,33 @@ def evaluate_chain_stage(ctx: StageContext) -> StageResult:
         for detector in ("ucn", "genie"):
             plain, resilient = load_decoder(ctx.inputs["nwd"]), load_decoder(ctx.inputs["ep"])
             decoders[f"adaptive NWD ({detector})"] = (ChainDecoder(plain, resilient, detector), plain, detector == "ucn")
-    curves, metrics, complexity = {}, {}, {}
+    baselines = ("WD", "WD-BP")
+    pairs = [(name, b) for name in decoders if name not in baselines for b in baselines]
+    curves, paired = evaluate_chains_paired({name: chain for name, (chain, _, _) in decoders.items()}, st["ebn0_db"],
+                                            min_frame_errors=int(st["min_frame_errors"]), max_frames=int(st["max_frames"]),
+                                            batch_size=int(st["batch_size"]), seed=ctx.config["seed"],
+                                            codewords=st["codewords"], pairs=pairs)
+    metrics, complexity = {}, {}
     for name, (chain, window, adaptive) in decoders.items():
-        curves[name] = evaluate_chain(chain, st["ebn0_db"], min_frame_errors=int(st["min_frame_errors"]),
-                                      max_frames=int(st["max_frames"]), batch_size=int(st["batch_size"]),
-                                      seed=ctx.config["seed"], codewords=st["codewords"])
         if not name.endswith("(genie)"):
             complexity[name] = window_complexity(window, adaptive=adaptive)
         slug = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
         for p in curves[name]:
             key = f"{slug}_{p.ebn0_db:g}dB"
             metrics |= {f"fer_{key}": p.fer, f"ber_{key}": p.ber, f"ep_probability_{key}": p.ep_probability}
+    slugs = {b: "".join(ch if ch.isalnum() else "_" for ch in b.lower()).strip("_") for b in decoders}
+    for d in paired:
+        head = f"{slugs[d.decoder]}_vs_{slugs[d.baseline]}_{d.ebn0_db:g}dB"
+        metrics |= {f"d_fer_{head}": d.d_fer, f"fer_verdict_{head}": Verdict.sign(d.fer_verdict)}
     table = chain_table(curves)
     ctable = complexity_table(complexity)
     report = ctx.out_dir / "nwd_report.md"
-    report.write_text(f"### {ctx.code.name}: window decoders\n\n{table}\n### Complexity per window\n\n{ctable}")
-    (ctx.out_dir / "chain_results.json").write_text(json.dumps(
-        {name: [p.to_dict() for p in points] for name, points in curves.items()}, indent=2))
+    report.write_text(f"### {ctx.code.name}: window decoders (same chains)\n\n{table}\n"
+                      f"{paired_table(paired, title='Paired differences against WD and WD-BP (positive: better)')}\n"
+                      f"### Complexity per window\n\n{ctable}")
+    (ctx.out_dir / "chain_results.json").write_text(json.dumps(json_safe(
+        {"decoders": {name: [p.to_dict() for p in points] for name, points in curves.items()},
+         "paired": [d.to_dict() for d in paired]}), indent=2))
     (ctx.out_dir / "complexity.json").write_text(json.dumps({k: v.to_dict() for k, v in complexity.items()}, indent=2))
     pngs = _plots(curves, ctx.out_dir)
     for path in (report, ctx.out_dir / "chain_results.json", ctx.out_dir / "complexity.json", *pngs):
