@@ -65,3 +65,21 @@ def test_eval_errors_are_one_line(capsys):
     assert "Eb/N0 list is empty" in capsys.readouterr().err
     assert main(["eval", "--code", "BCH_n31_k16", "--decoder", "bp", "--ebn0", "4", "--batch-size", "-3", "--quiet"]) == 2
     assert "batch_size" in capsys.readouterr().err
+
+
+def test_eval_a_checkpoint_beside_baselines(tmp_path):
+    from eccflow.codes import get_code
+    from eccflow.config import read_group
+    from eccflow.decoders.factory import build_decoder
+    from eccflow.lit import save_decoder
+
+    code = get_code("BCH_n15_k7")
+    config = read_group("decoders", "neural_bp")
+    path = save_decoder(build_decoder(code, config), config, code.name, tmp_path / "nbp.ckpt")
+    out = tmp_path / "model.json"
+    assert main(["eval", "--code", code.name, "--checkpoint", str(path), "--decoder", "bp:5", "--ebn0", "3",
+                 "--rule", "budget", "--max-frames", "2000", "--batch-size", "1000", "--json", str(out), "--quiet"]) == 0
+    document = json.loads(out.read_text())
+    assert list(document["decoders"]) == ["model nbp.ckpt", "bp L=5"]
+    untrained = next(d for d in document["paired"] if d["decoder"] == "bp L=5")  # unit weights: neural BP = BP
+    assert untrained["frames_only_decoder_failed"] == untrained["frames_only_baseline_failed"] == 0

@@ -20,7 +20,7 @@ from eccflow.data.awgn import draw_words
 from eccflow.decoders.window import ChainDecoder
 from eccflow.eval.intervals import clustered_rate_interval, wilson_interval
 from eccflow.errors import ConfigError
-from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, bpsk_awgn_channel, paired_differences, validate_ebn0_list
+from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, PairedCounts, bpsk_awgn_channel, validate_ebn0_list
 
 
 @dataclass
@@ -67,13 +67,11 @@ def evaluate_chains_paired(decoders: dict[str, ChainDecoder], ebn0_db: list[floa
     paired = []
     for index, ebn0 in enumerate(validate_ebn0_list(ebn0_db)):
         generator = torch.Generator().manual_seed(seed * 1_000_003 + index)
-        frames = 0
-        errors, failures = torch.zeros(K, dtype=torch.float64), torch.zeros(K, dtype=torch.float64)
-        gram_e, gram_f = torch.zeros(K, K, dtype=torch.float64), torch.zeros(K, K, dtype=torch.float64)
+        counts = PairedCounts(K)
         stats = {name: {"ep_events": 0, "ep_trials": 0, "switched": 0.0, "seconds": 0.0,
                         "window_fail": torch.zeros(len(targets[name]), dtype=torch.long)} for name in names}
-        while frames < max_frames and (frames == 0 or int(failures.min()) < min_frame_errors):
-            count = min(batch_size, max_frames - frames)
+        while counts.frames < max_frames and (counts.frames == 0 or counts.fewest_frame_errors() < min_frame_errors):
+            count = min(batch_size, max_frames - counts.frames)
             bits = draw_words(code, count, codewords, generator, G)
             llr = bpsk_awgn_channel(bits, ebn0, code.rate, generator)
             per_frame = []
@@ -88,23 +86,18 @@ def evaluate_chains_paired(decoders: dict[str, ChainDecoder], ebn0_db: list[floa
                 st["ep_events"] += int((fail[:, :-1] & fail[:, 1:]).sum())
                 if decoder.switched is not None:
                     st["switched"] += float(decoder.switched.float().sum())
-                per_frame.append(wrong.sum(dim=1).to(torch.float64))
+                per_frame.append(wrong.sum(dim=1))
                 st["seconds"] += time.perf_counter() - start
-            E = torch.stack(per_frame, dim=1)
-            F = (E > 0).to(torch.float64)
-            errors += E.sum(dim=0)
-            failures += F.sum(dim=0)
-            gram_e += E.T @ E
-            gram_f += F.T @ F
-            frames += count
+            counts.update(per_frame)
+        frames = counts.frames
         for k, name in enumerate(names):
             st = stats[name]
-            bit_errors, frame_errors = int(errors[k]), int(failures[k])
+            bit_errors, frame_errors = int(counts.errors[k]), int(counts.failures[k])
             ep_trials, ep_events = st["ep_trials"], st["ep_events"]
             curves[name].append(ChainPoint(
                 ebn0_db=ebn0, frames=frames, bit_errors=bit_errors, frame_errors=frame_errors,
                 ber=bit_errors / (frames * code.n), fer=frame_errors / frames,
-                ber_ci95=clustered_rate_interval(bit_errors, int(gram_e[k, k]), frames, code.n),
+                ber_ci95=clustered_rate_interval(bit_errors, int(counts.gram_e[k, k]), frames, code.n),
                 fer_ci95=wilson_interval(frame_errors, frames), ep_events=ep_events, ep_trials=ep_trials,
                 ep_probability=ep_events / ep_trials if ep_trials else float("nan"),
                 ep_ci95=wilson_interval(ep_events, ep_trials) if ep_trials else (float("nan"), float("nan")),
@@ -112,7 +105,7 @@ def evaluate_chains_paired(decoders: dict[str, ChainDecoder], ebn0_db: list[floa
                 window_bler=(st["window_fail"].float() / frames).tolist(),
                 window_bler_ci95=[wilson_interval(int(f), frames) for f in st["window_fail"]],
                 flagged=frame_errors < QUOTABLE_FRAME_ERRORS, seconds=st["seconds"]))
-        paired += paired_differences(ebn0, names, pairs, frames, code.n, errors, gram_e, failures, gram_f)
+        paired += counts.differences(ebn0, names, pairs, code.n)
     return curves, paired
 
 

@@ -192,25 +192,49 @@ def validate_ebn0_list(ebn0_db: Sequence[float]) -> list[float]:
     return values
 
 
-def paired_differences(ebn0: float, names: list[str], pairs: Sequence[tuple[str, str]], frames: int, n: int,
-                        errors: torch.Tensor, gram_e: torch.Tensor, failures: torch.Tensor,
-                        gram_f: torch.Tensor) -> list[PairedDifference]:
-    """Paired differences of every (decoder, baseline) in ``pairs`` from the frame-level sums over K decoders:
-    bit errors ``errors`` (K,), frame errors ``failures`` (K,), ``gram_e`` = E^T E and ``gram_f`` = F^T F
-    (K, K) of the per-frame bit-error counts E and frame-error indicators F (frames, K)."""
-    out = []
-    for decoder, baseline in pairs:
-        a, b = names.index(decoder), names.index(baseline)
-        both = int(gram_f[a, b])
-        only_a, only_b = int(failures[a]) - both, int(failures[b]) - both
-        d_fer, fer_ci = paired_fer_difference(both, only_a, only_b, frames)
-        d_ber, ber_ci = paired_neg_ln_ber_difference(float(errors[a]), float(gram_e[a, a]), float(errors[b]),
-                                                     float(gram_e[b, b]), float(gram_e[a, b]), frames, n)
-        out.append(PairedDifference(
-            ebn0_db=ebn0, decoder=decoder, baseline=baseline, d_neg_ln_ber=d_ber, d_neg_ln_ber_ci95=ber_ci,
-            ber_verdict=Verdict.of(*ber_ci), d_fer=d_fer, d_fer_ci95=fer_ci, fer_verdict=Verdict.of(*fer_ci),
-            frames=frames, frames_only_decoder_failed=only_a, frames_only_baseline_failed=only_b))
-    return out
+class PairedCounts:
+    """Frame-level sums of K decoders decoding the same frames: bit errors and frame errors per decoder, and the
+    Gram matrices E^T E, F^T F of the per-frame bit-error counts E and frame-error indicators F (frames, K), all
+    that the marginal and paired intervals need."""
+
+    def __init__(self, decoders: int, device: str | torch.device = "cpu") -> None:
+        self.frames = 0
+        self.errors = torch.zeros(decoders, dtype=torch.float64, device=device)
+        self.failures = torch.zeros(decoders, dtype=torch.float64, device=device)
+        self.gram_e = torch.zeros(decoders, decoders, dtype=torch.float64, device=device)
+        self.gram_f = torch.zeros(decoders, decoders, dtype=torch.float64, device=device)
+
+    def update(self, per_frame_errors: list[torch.Tensor]) -> None:
+        """Add a batch: one (B,) tensor of bit errors per frame for each decoder, in decoder order."""
+        E = torch.stack([e.to(torch.float64) for e in per_frame_errors], dim=1)
+        F = (E > 0).to(torch.float64)
+        self.errors += E.sum(dim=0)
+        self.failures += F.sum(dim=0)
+        self.gram_e += E.T @ E
+        self.gram_f += F.T @ F
+        self.frames += E.shape[0]
+
+    def fewest_frame_errors(self) -> int:
+        return int(self.failures.min()) if self.frames else 0
+
+    def differences(self, ebn0: float, names: list[str], pairs: Sequence[tuple[str, str]],
+                    bits_per_frame: int) -> list[PairedDifference]:
+        """The paired difference of every (decoder, baseline) in ``pairs``."""
+        errors, failures, gram_e, gram_f = (t.cpu() for t in (self.errors, self.failures, self.gram_e, self.gram_f))
+        out = []
+        for decoder, baseline in pairs:
+            a, b = names.index(decoder), names.index(baseline)
+            both = int(gram_f[a, b])
+            only_a, only_b = int(failures[a]) - both, int(failures[b]) - both
+            d_fer, fer_ci = paired_fer_difference(both, only_a, only_b, self.frames)
+            d_ber, ber_ci = paired_neg_ln_ber_difference(float(errors[a]), float(gram_e[a, a]), float(errors[b]),
+                                                         float(gram_e[b, b]), float(gram_e[a, b]), self.frames,
+                                                         bits_per_frame)
+            out.append(PairedDifference(
+                ebn0_db=ebn0, decoder=decoder, baseline=baseline, d_neg_ln_ber=d_ber, d_neg_ln_ber_ci95=ber_ci,
+                ber_verdict=Verdict.of(*ber_ci), d_fer=d_fer, d_fer_ci95=fer_ci, fer_verdict=Verdict.of(*fer_ci),
+                frames=self.frames, frames_only_decoder_failed=only_a, frames_only_baseline_failed=only_b))
+        return out
 
 
 @torch.no_grad()
@@ -257,15 +281,11 @@ def evaluate_paired(
     paired: list[PairedDifference] = []
     for index, ebn0 in enumerate(points):
         generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
-        errors = torch.zeros(K, dtype=torch.float64, device=device)
-        failures = torch.zeros(K, dtype=torch.float64, device=device)
-        gram_e = torch.zeros(K, K, dtype=torch.float64, device=device)
-        gram_f = torch.zeros(K, K, dtype=torch.float64, device=device)
+        counts = PairedCounts(K, device)
         seconds = [0.0] * K
-        frames = 0
         bar = tqdm(total=stop.max_frames, desc=f"{code.name} {ebn0:g} dB", unit="fr", disable=not progress, leave=False)
-        while not stop.done(frames, int(failures.min()) if frames else 0):
-            batch = min(batch_size, stop.max_frames - frames)
+        while not stop.done(counts.frames, counts.fewest_frame_errors()):
+            batch = min(batch_size, stop.max_frames - counts.frames)
             if G is None:
                 bits = torch.zeros(batch, code.n, device=device)
             else:
@@ -276,23 +296,17 @@ def evaluate_paired(
             for k, name in enumerate(names):
                 start = time.perf_counter()
                 decided = decoders[name](llr).bits.to(bits.dtype)
-                per_frame.append((decided != bits).sum(dim=-1).to(torch.float64))
+                per_frame.append((decided != bits).sum(dim=-1))
                 seconds[k] += time.perf_counter() - start
-            E = torch.stack(per_frame, dim=1)  # (B, K) bit errors per frame and decoder
-            F = (E > 0).to(torch.float64)
-            errors += E.sum(dim=0)
-            failures += F.sum(dim=0)
-            gram_e += E.T @ E
-            gram_f += F.T @ F
-            frames += batch
+            counts.update(per_frame)
             bar.update(batch)
-            bar.set_postfix(frame_errors=int(failures.min()))
+            bar.set_postfix(frame_errors=counts.fewest_frame_errors())
         bar.close()
         for k, name in enumerate(names):
-            curves[name].append(point_from_counts(ebn0, frames, code.n, int(errors[k]), int(gram_e[k, k]),
-                                                  int(failures[k]), seconds[k], stop.name))
-        paired += paired_differences(ebn0, names, pairs, frames, code.n, errors.cpu(), gram_e.cpu(), failures.cpu(),
-                                      gram_f.cpu())
+            curves[name].append(point_from_counts(ebn0, counts.frames, code.n, int(counts.errors[k]),
+                                                  int(counts.gram_e[k, k]), int(counts.failures[k]), seconds[k],
+                                                  stop.name))
+        paired += counts.differences(ebn0, names, pairs, code.n)
     return Evaluation(code=code.name, seed=seed, codewords=codewords.value, stop_rule=stop.name, curves=curves,
                       paired=paired)
 
