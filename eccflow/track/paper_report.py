@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,7 @@ def collect(experiment: str = "eccflow", *, tags: Sequence[str] = (), families: 
 
     if select not in SELECTIONS:
         raise ConfigError(f"unknown selection {select!r}; choose one of {list(SELECTIONS)}")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per run would flood the output
     uri = configure_mlflow()
     client = MlflowClient()
     found = client.get_experiment_by_name(experiment)
