@@ -40,6 +40,11 @@ def test_nwd_pipeline_runs_every_stage(tmp_path: Path):
     for name in ("| WD |", "| WD-BP |", "NWD (target)", "NWD (all)", "adaptive NWD (ucn)", "adaptive NWD (genie)"):
         assert name in report
     assert (Path(stages["evaluate_chain"]["outputs"]["report"]).parent / "chain_fer_ep.png").is_file()
+    results = json.loads((Path(stages["evaluate_chain"]["outputs"]["report"]).parent / "chain_results.json").read_text())
+    pairs = {(d["decoder"], d["baseline"]) for d in results["paired"]}
+    assert ("NWD (target)", "WD") in pairs and ("adaptive NWD (ucn)", "WD-BP") in pairs  # same chains, paired
+    assert len({p["frames"] for points in results["decoders"].values() for p in points[:1]}) == 1
+    assert "fer_verdict_nwd__target_vs_wd_" + f"{results['paired'][0]['ebn0_db']:g}dB" in stages["evaluate_chain"]["metrics"]
     again = run_pipeline(CODE, "nwd", "quick", overrides=TINY, log=lambda _: None)
     assert all(s["cached"] for s in again["stages"].values())
 

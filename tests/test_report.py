@@ -99,7 +99,7 @@ def _entry(code_name: str, ebn0, family: str = "ecct", stage: str = "evaluate") 
                 "bp L=50": build_classical_decoder("bp", code, iterations=50),
                 "osd order 2": build_classical_decoder("osd", code, order=2)}
     evaluation = evaluate_paired(decoders, code, ebn0, pairs=[(model, b) for b in list(decoders)[1:]], rule="budget",
-                                 max_frames=3000, batch_size=1500, seed=1, progress=False)
+                                 max_frames=1500, batch_size=1500, seed=1, progress=False)
     methods = {model: ("ECCT", {"layers": 2, "d_model": 32}), "bp L=5": ("BP", {"iterations": 5}),
                "bp L=50": ("BP", {"iterations": 50}), "osd order 2": None}
     published = published_comparison(code.name, methods, evaluation.curves)
