@@ -15,6 +15,11 @@ from pathlib import Path
 from eccflow.pipelines import run_pipeline
 
 
+def _value(x: float | None) -> str:
+    """-ln(BER) with two decimals; None stands for infinity in the JSON (no bit error)."""
+    return "inf" if x is None else f"{x:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", required=True)
@@ -38,8 +43,8 @@ def main() -> None:
         document = json.loads(table.read_text())
         code = document["code"]
         for label, points in document["decoders"].items():
-            cells = " | ".join(f"{p['neg_ln_ber']:.2f}{'†' if p['flagged'] else ''} [{p['neg_ln_ber_ci95'][0]:.2f}, "
-                               f"{p['neg_ln_ber_ci95'][1] or float('inf'):.2f}] ({p['frame_errors']} FE / {p['frames']} fr)"
+            cells = " | ".join(f"{_value(p['neg_ln_ber'])}{'†' if p['flagged'] else ''} [{_value(p['neg_ln_ber_ci95'][0])}, "
+                               f"{_value(p['neg_ln_ber_ci95'][1])}] ({p['frame_errors']} FE / {p['frames']} fr)"
                                for p in points)
             rows.append(f"| {code} | {label} | {cells} |")
         for d in document["paired"]:
