@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from eccflow.codes import get_code
+from eccflow.config import read_group
 from eccflow.eval import evaluate_paired, json_safe, markdown_table, paired_table
 from eccflow.eval.baselines import parse_baseline
 from eccflow.lit import load_decoder
@@ -38,7 +39,7 @@ def main() -> None:
     decoders = {"parent": load_decoder(args.parent).eval(), "ternary": load_decoder(args.qat).eval()}
     for spec in BASELINES:
         baseline = parse_baseline(spec)
-        if baseline.too_long(code) is None:
+        if baseline.too_long(code, int(read_group("stages", "evaluate")["osd_max_k"])) is None:
             decoders[baseline.label] = baseline.build(code)
     baselines = [name for name in decoders if name not in ("parent", "ternary")]
     pairs = [("ternary", "parent")] + [(m, b) for m in ("parent", "ternary") for b in baselines]

@@ -42,6 +42,7 @@ def _eval(args: argparse.Namespace) -> None:
     import torch
 
     from eccflow.codes import get_code
+    from eccflow.config import read_group
     from eccflow.decoders.factory import build_classical_decoder
     from eccflow.eval import evaluate_paired, json_safe, markdown_table, paired_table, plot_curves
     from eccflow.eval.baselines import parse_baseline
@@ -50,13 +51,14 @@ def _eval(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
     code = get_code(args.code)
     decoders: dict[str, torch.nn.Module] = {}
+    osd_max_k = int(read_group("stages", "evaluate")["osd_max_k"])
     if args.checkpoint:
         from eccflow.lit import load_decoder
 
         decoders[f"model {Path(args.checkpoint).name}"] = load_decoder(args.checkpoint, code=code).to(args.device)
     for spec in args.decoder or []:
         baseline = parse_baseline(spec, iterations=args.iters, order=args.order)
-        reason = baseline.too_long(code)
+        reason = baseline.too_long(code, osd_max_k)
         if reason is not None:
             raise EccflowError(f"{reason}; choose a shorter code or another decoder")
         if baseline.label in decoders:

@@ -58,8 +58,8 @@ def test_baseline_specs():
         with pytest.raises(ConfigError, match=message):
             parse_baseline(bad)
     long_code = get_code("BCH_n255_k207")
-    assert "too long for OSD" in parse_baseline("osd:2").too_long(long_code)
-    assert parse_baseline("bp:5").too_long(long_code) is None
+    assert "too long for OSD" in parse_baseline("osd:2").too_long(long_code, 128)
+    assert parse_baseline("bp:5").too_long(long_code, 128) is None
 
 
 def test_stop_rules():
@@ -163,7 +163,7 @@ def test_evaluate_stage_skips_osd_on_a_long_code_with_a_note(tmp_path):
     from eccflow.pipelines.stages.evaluate import baseline_decoders
 
     notes: list[str] = []
-    config = {"stages": {"evaluate": {"baselines": ["hard", "bp:5", "osd:2"], "osd_max_k": 128}}}
+    config = {"stages": {"evaluate": {"baselines": ["hard", "bp:5", "osd:2"], "osd_max_k": 128, "osd_order": 2}}}
     ctx = StageContext("evaluate", config, get_code("BCH_n255_k207"), {}, tmp_path, "run", "sqlite://", notes.append)
     decoders, prefixes, _, skipped = baseline_decoders(ctx, 5, "cpu")
     assert list(decoders) == ["hard decision", "bp L=5"] and prefixes == {"hard decision": "hard_", "bp L=5": "bp5_"}

@@ -2,8 +2,9 @@
 
 A spec is ``<decoder>[:<parameter>]``: ``hard`` (hard decision), ``bp:50`` (sum-product BP, 50 iterations),
 ``minsum:5``, ``osd:2`` (OSD order 2); a bare ``bp`` / ``minsum`` / ``osd`` takes the iterations / order given
-by the caller. OSD runs only on codes short enough for it: dimension k <= :data:`OSD_MAX_K` (order 2 tries
-1 + k + k(k-1)/2 patterns per frame, 8,257 at k = 128; measured 5,100 frames/s at k = 64 on one CPU thread).
+by the caller. OSD runs only on codes short enough for it: dimension k <= ``osd_max_k`` (``stages.evaluate.osd_max_k``,
+128: order 2 tries 1 + k + k(k-1)/2 patterns per frame, 8,257 at k = 128; measured 5,100 frames/s at k = 64 on
+one CPU thread).
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from torch import nn
 from eccflow.codes import Code
 from eccflow.errors import ConfigError
 
-OSD_MAX_K = 128
 KINDS = ("hard", "bp", "minsum", "osd")
 
 
@@ -39,7 +39,7 @@ class Baseline:
         """MLflow metric prefix: ``hard_``, ``bp50_``, ``osd2_``."""
         return f"{self.kind}{self.parameter if self.parameter is not None and self.kind != 'hard' else ''}_"
 
-    def too_long(self, code: Code, osd_max_k: int = OSD_MAX_K) -> str | None:
+    def too_long(self, code: Code, osd_max_k: int) -> str | None:
         """Why this baseline cannot run on ``code`` (OSD on a code of dimension above ``osd_max_k``), or None."""
         if self.kind == "osd" and code.k > osd_max_k:
             return (f"OSD order {self.parameter} skipped on {code.name}: k = {code.k} > {osd_max_k} "

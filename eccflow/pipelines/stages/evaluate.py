@@ -16,7 +16,7 @@ import mlflow
 
 from eccflow.decoders.flops import flops_per_frame
 from eccflow.eval import json_safe, markdown_table, paired_table, plot_curves
-from eccflow.eval.baselines import OSD_MAX_K, parse_baseline
+from eccflow.eval.baselines import parse_baseline
 from eccflow.eval.montecarlo import evaluate_paired
 from eccflow.eval.published import baseline_method, published_comparison, published_method, published_table
 from eccflow.lit import load_decoder
@@ -84,7 +84,7 @@ def registered_reference(family: str, code, iterations: int):
 
 def evaluation_kwargs(ctx: StageContext) -> dict:
     st = ctx.stage_config
-    return dict(rule=st.get("stop_rule", "paper"), min_frame_errors=st["min_frame_errors"], max_frames=st["max_frames"],
+    return dict(rule=st["stop_rule"], min_frame_errors=st["min_frame_errors"], max_frames=st["max_frames"],
                 batch_size=st["batch_size"], seed=ctx.config["seed"], codewords=st["codewords"], progress=False,
                 device=evaluation_device(ctx.config))
 
@@ -105,9 +105,9 @@ def baseline_decoders(ctx: StageContext, iterations: int, device: str) -> tuple[
 
     st = ctx.stage_config
     decoders, prefixes, methods, skipped = {}, {}, {}, []
-    osd_max_k = int(st.get("osd_max_k", OSD_MAX_K))
+    osd_max_k = int(st["osd_max_k"])
     for spec in st["baselines"]:
-        baseline = parse_baseline(spec, iterations=iterations, order=int(st.get("osd_order", 2)))
+        baseline = parse_baseline(spec, iterations=iterations, order=int(st["osd_order"]))
         if baseline.label in decoders:
             raise ConfigError(f"stages.{ctx.name}.baselines lists {baseline.label!r} twice")
         reason = baseline.too_long(ctx.code, osd_max_k)
@@ -136,7 +136,7 @@ def check_settings(name: str, st: dict) -> None:
     from eccflow.eval import stop_rule
 
     try:
-        stop_rule(st.get("stop_rule", "paper"), st["max_frames"], st["min_frame_errors"])
+        stop_rule(st["stop_rule"], st["max_frames"], st["min_frame_errors"])
         if not isinstance(st["baselines"], list):
             raise ConfigError(f"baselines must be a list of specs like ['hard', 'bp:50'], got {st['baselines']!r}")
         for spec in st["baselines"]:
