@@ -210,7 +210,7 @@ def test_sbnd_pipeline_trains_and_evaluates_on_the_bicm_channel(tmp_path: Path, 
                  "tracking.champion_metric=neg_ln_ber_8dB"]
     summary = run_pipeline(CODE, "sbnd", overrides=overrides, log=_quiet)
     metrics = summary["stages"]["evaluate"]["metrics"]
-    assert {"neg_ln_ber_8dB", "bp3_neg_ln_ber_8dB", "hard_neg_ln_ber_8dB", "osd2_neg_ln_ber_8dB"} <= set(metrics)
+    assert {"neg_ln_ber_8dB", "bp5_neg_ln_ber_8dB", "bp20_neg_ln_ber_8dB", "bp50_neg_ln_ber_8dB", "hard_neg_ln_ber_8dB", "osd2_neg_ln_ber_8dB"} <= set(metrics)
     # the evaluation used the BICM channel: hard decisions over 16-QAM at 8 dB are far worse than over BPSK
     assert metrics["hard_ber_8dB"] > 1.5e-2  # BPSK: about 6e-3
     assert metrics["osd2_ber_8dB"] <= metrics["hard_ber_8dB"]
