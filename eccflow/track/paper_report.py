@@ -138,9 +138,12 @@ def _load_entry(client, run, family: str, stage: str) -> Entry | None:
         document = json.loads(Path(path).read_text())
     if not isinstance(document, dict) or "decoders" not in document or "model" not in document:
         return None
-    return Entry(code=document["code"], family=family, stage=stage, run_id=run.info.run_id,
+    channel = run.data.tags.get("channel")  # BICM runs form rows of their own: their baselines see another channel
+    code = f"{document['code']} [{channel}]" if channel else document["code"]
+    return Entry(code=code, family=family, stage=stage, run_id=run.info.run_id,
                  start_time=run.info.start_time, evaluation=Evaluation.from_dict(document), model=document["model"],
-                 baselines=list(document["baselines"]), published=list(document.get("published", [])))
+                 baselines=list(document["baselines"]),
+                 published=[] if channel else list(document.get("published", [])))  # published rows are BPSK-AWGN
 
 
 # ------------------------------------------------------------------------------------------------ layout
@@ -186,7 +189,8 @@ def build_report(entries: Sequence[Entry], ebn0_db: Sequence[float] = (4.0, 5.0,
         if not 0 < target < 1:
             raise ConfigError(f"a target FER must lie in (0, 1), got {target}")
     codes = sorted({e.code for e in entries})
-    models, baselines, published = [], [], []
+    models = list(dict.fromkeys(e.column for e in entries))
+    baselines, published = [], []
     cells: dict[tuple[str, str, float], Cell] = {}
     curves: dict[str, dict[str, list[PointResult]]] = {c: {} for c in codes}
     published_points: dict[str, dict[str, list[tuple[float, float]]]] = {c: {} for c in codes}
@@ -194,12 +198,12 @@ def build_report(entries: Sequence[Entry], ebn0_db: Sequence[float] = (4.0, 5.0,
     for code in codes:
         runs = [e for e in entries if e.code == code]
         for entry in runs:
-            if entry.column not in models:
-                models.append(entry.column)
             curves[code][entry.column] = entry.evaluation.curves[entry.model]
         # baselines from the run that decoded the most frames (the tightest intervals)
         richest = max(runs, key=lambda e: sum(p.frames for p in e.evaluation.curves[e.model]))
         for name in richest.baselines:
+            if name in models:  # a registered trained decoder used as a baseline: its own column already
+                continue
             if name not in baselines:
                 baselines.append(name)
             curves[code][name] = richest.evaluation.curves[name]
