@@ -364,7 +364,8 @@ def plot_report(report: Report, out_dir: Path) -> list[Path]:
             ax.set_title(f"{code}: {title} (hollow: < 100 frame errors)")
         ax_ber.legend(fontsize=7)
         fig.tight_layout()
-        path = out_dir / f"curves_{code}.png"
+        slug = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in code).strip("_")
+        path = out_dir / f"curves_{slug}.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
         paths.append(path)
