@@ -43,7 +43,6 @@ def _eval(args: argparse.Namespace) -> None:
 
     from eccflow.codes import get_code
     from eccflow.config import read_group
-    from eccflow.decoders.factory import build_classical_decoder
     from eccflow.eval import evaluate_paired, json_safe, markdown_table, paired_table, plot_curves
     from eccflow.eval.baselines import parse_baseline
 
@@ -63,15 +62,8 @@ def _eval(args: argparse.Namespace) -> None:
             raise EccflowError(f"{reason}; choose a shorter code or another decoder")
         if baseline.label in decoders:
             raise EccflowError(f"decoder {baseline.label!r} is given twice")
-        if baseline.kind == "minsum":
-            decoders[baseline.label] = build_classical_decoder(
-                "minsum", code, iterations=baseline.parameter, normalization=args.normalization, offset=args.offset,
-                early_stop=args.early_stop)
-        elif baseline.kind == "bp" and args.early_stop:
-            decoders[baseline.label] = build_classical_decoder("bp", code, iterations=baseline.parameter, early_stop=True)
-        else:
-            decoders[baseline.label] = baseline.build(code)
-        decoders[baseline.label].to(args.device)
+        decoders[baseline.label] = baseline.build(code, normalization=args.normalization, offset=args.offset,
+                                                  early_stop=args.early_stop).to(args.device)
     if not decoders:
         raise EccflowError("give at least one --decoder (e.g. --decoder bp:5 --decoder osd:2) or a --checkpoint")
     evaluation = evaluate_paired(

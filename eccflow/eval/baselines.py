@@ -46,12 +46,14 @@ class Baseline:
                     f"(stages.evaluate.osd_max_k), too long for OSD")
         return None
 
-    def build(self, code: Code) -> nn.Module:
+    def build(self, code: Code, **options) -> nn.Module:
+        """The decoder; ``options`` (``normalization``, ``offset``, ``early_stop``) reach
+        :func:`~eccflow.decoders.factory.build_classical_decoder`, which uses them for BP and min-sum."""
         from eccflow.decoders.factory import build_classical_decoder
 
         if self.kind == "osd":
             return build_classical_decoder("osd", code, order=self.parameter)
-        return build_classical_decoder(self.kind, code, iterations=self.parameter or 1)
+        return build_classical_decoder(self.kind, code, iterations=self.parameter or 1, **options)
 
 
 def parse_baseline(spec: object, iterations: int = 5, order: int = 2) -> Baseline:

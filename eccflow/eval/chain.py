@@ -20,7 +20,8 @@ from eccflow.data.awgn import draw_words
 from eccflow.decoders.window import ChainDecoder
 from eccflow.eval.intervals import clustered_rate_interval, wilson_interval
 from eccflow.errors import ConfigError
-from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, PairedCounts, bpsk_awgn_channel, validate_ebn0_list
+from eccflow.eval.montecarlo import (QUOTABLE_FRAME_ERRORS, PairedCounts, bpsk_awgn_channel, stop_rule,
+                                     validate_ebn0_list)
 
 
 @dataclass
@@ -63,6 +64,7 @@ def evaluate_chains_paired(decoders: dict[str, ChainDecoder], ebn0_db: list[floa
     G = torch.as_tensor(code.G.copy(), dtype=torch.float32) if codewords == "random" else None
     targets = {name: d.target_masks() for name, d in decoders.items()}
     K = len(names)
+    stop = stop_rule("errors", max_frames, min_frame_errors)
     curves: dict[str, list[ChainPoint]] = {name: [] for name in names}
     paired = []
     for index, ebn0 in enumerate(validate_ebn0_list(ebn0_db)):
@@ -70,8 +72,8 @@ def evaluate_chains_paired(decoders: dict[str, ChainDecoder], ebn0_db: list[floa
         counts = PairedCounts(K)
         stats = {name: {"ep_events": 0, "ep_trials": 0, "switched": 0.0, "seconds": 0.0,
                         "window_fail": torch.zeros(len(targets[name]), dtype=torch.long)} for name in names}
-        while counts.frames < max_frames and (counts.frames == 0 or counts.fewest_frame_errors() < min_frame_errors):
-            count = min(batch_size, max_frames - counts.frames)
+        while not stop.done(counts.frames, counts.fewest_frame_errors()):
+            count = min(batch_size, stop.max_frames - counts.frames)
             bits = draw_words(code, count, codewords, generator, G)
             llr = bpsk_awgn_channel(bits, ebn0, code.rate, generator)
             per_frame = []

@@ -10,7 +10,8 @@ from eccflow.eval.intervals import PairedDifference
 from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, PointResult
 
 
-def _fmt(x: float, digits: int = 2) -> str:
+def format_value(x: float, digits: int = 2) -> str:
+    """A -ln(BER) value for a table: ``inf`` where no bit error was seen."""
     return "inf" if math.isinf(x) else f"{x:.{digits}f}"
 
 
@@ -32,7 +33,7 @@ def markdown_table(results: Sequence[PointResult], title: str | None = None) -> 
     for r in results:
         lo, hi = r.neg_ln_ber_ci95
         lines.append(
-            f"| {r.ebn0_db:g} | {_fmt(r.neg_ln_ber)} | [{_fmt(lo)}, {_fmt(hi)}] | {r.ber:.3e} | {r.fer:.3e} "
+            f"| {r.ebn0_db:g} | {format_value(r.neg_ln_ber)} | [{format_value(lo)}, {format_value(hi)}] | {r.ber:.3e} | {r.fer:.3e} "
             f"| [{r.fer_ci95[0]:.2e}, {r.fer_ci95[1]:.2e}] | {r.frames} | {r.bit_errors} | {_frame_errors(r)} |"
         )
     return "\n".join(lines) + "\n"
@@ -91,6 +92,23 @@ def write_json(results: Sequence[PointResult], path: str | Path, **fields: objec
     return path
 
 
+def draw_rate(ax, points: Sequence[PointResult], metric: str, style: str, label: str, hollow_size: float = 7) -> None:
+    """One decoder's ``metric`` (``ber`` or ``fer``) against Eb/N0 on ``ax``, its 95% intervals as error bars
+    and the points under 100 frame errors circled hollow; points without errors are left out (log scale)."""
+    pts = [r for r in points if getattr(r, metric) > 0]
+    if not pts:
+        return
+    x = [r.ebn0_db for r in pts]
+    y = [getattr(r, metric) for r in pts]
+    ci = [getattr(r, f"{metric}_ci95") for r in pts]
+    err = [[v - lo for v, (lo, _) in zip(y, ci)], [hi - v for v, (_, hi) in zip(y, ci)]]
+    line = ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, markersize=4, label=label)
+    flagged = [(xi, yi) for xi, yi, r in zip(x, y, pts) if r.flagged]
+    if flagged:
+        ax.plot(*zip(*flagged), linestyle="none", marker="o", markersize=hollow_size, markerfacecolor="white",
+                markeredgecolor=line[0].get_color())
+
+
 def plot_curves(curves: Mapping[str, Sequence[PointResult]], path: str | Path, title: str = "") -> Path:
     """BER (solid) and FER (dashed) versus Eb/N0 on a log scale with their 95% intervals as error bars; a
     point under 100 frame errors is drawn hollow (flagged)."""
@@ -104,18 +122,7 @@ def plot_curves(curves: Mapping[str, Sequence[PointResult]], path: str | Path, t
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, results in curves.items():
         for metric, style in (("ber", "-o"), ("fer", "--s")):
-            pts = [r for r in results if getattr(r, metric) > 0]
-            if not pts:
-                continue
-            x = [r.ebn0_db for r in pts]
-            y = [getattr(r, metric) for r in pts]
-            ci = [getattr(r, f"{metric}_ci95") for r in pts]
-            err = [[v - lo for v, (lo, _) in zip(y, ci)], [hi - v for v, (_, hi) in zip(y, ci)]]
-            line = ax.errorbar(x, y, yerr=err, fmt=style, capsize=3, markersize=4, label=f"{label} {metric.upper()}")
-            flagged = [(xi, yi) for xi, yi, r in zip(x, y, pts) if r.flagged]
-            if flagged:
-                ax.plot(*zip(*flagged), linestyle="none", marker="o", markersize=7, markerfacecolor="white",
-                        markeredgecolor=line[0].get_color())
+            draw_rate(ax, results, metric, style, f"{label} {metric.upper()}")
     if any(r.flagged for results in curves.values() for r in results):
         ax.text(0.01, 0.01, "hollow: < 100 frame errors (flagged)", transform=ax.transAxes, fontsize=7)
     ax.set_yscale("log")

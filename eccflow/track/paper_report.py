@@ -26,6 +26,7 @@ from typing import Sequence
 
 from eccflow.errors import ConfigError
 from eccflow.eval.montecarlo import Evaluation, PointResult
+from eccflow.eval.report import draw_rate, format_value
 
 SELECTIONS = ("latest", "champion")
 REFERENCE_BASELINES = ("bp L=50", "osd order 2")
@@ -240,33 +241,29 @@ def build_report(entries: Sequence[Entry], ebn0_db: Sequence[float] = (4.0, 5.0,
                   gaps=gaps, curves=curves, published_points=published_points)
 
 
-def _cell_text(cell: Cell | None, latex: bool = False) -> str:
+def _value_text(cell: Cell | None) -> str:
+    """-ln(BER) of a cell (dagger: flagged), the published value, or ``-``."""
     if cell is None or (cell.point is None and cell.published is None):
         return "-"
     if cell.point is None:
         return f"{cell.published:.2f}"
+    return format_value(cell.point.neg_ln_ber) + ("†" if cell.point.flagged else "")
+
+
+def _cell_text(cell: Cell | None, latex: bool = False) -> str:
+    """The value with its 95% interval, FER and frame errors (LaTeX: before :func:`_latex_escape`)."""
+    value = _value_text(cell)
+    if cell is None or cell.point is None:
+        return value
     p = cell.point
-    lo, hi = p.neg_ln_ber_ci95
-    value = "inf" if math.isinf(p.neg_ln_ber) else f"{p.neg_ln_ber:.2f}"
-    upper = "inf" if math.isinf(hi) else f"{hi:.2f}"
-    dagger = ("$^\\dagger$" if latex else "†") if p.flagged else ""
+    interval = f"[{format_value(p.neg_ln_ber_ci95[0])}, {format_value(p.neg_ln_ber_ci95[1])}]"
     if latex:
-        return f"{value}{dagger} [{lo:.2f}, {upper}] ({p.fer:.1e}, {p.frame_errors})"
-    return f"{value}{dagger} [{lo:.2f}, {upper}] · FER {p.fer:.1e} · {p.frame_errors} fe"
+        return f"{value} {interval} ({p.fer:.1e}, {p.frame_errors})"
+    return f"{value} {interval} · FER {p.fer:.1e} · {p.frame_errors} fe"
 
 
 def _compact(report: Report, code: str, column: str) -> str:
-    values = []
-    for e in report.ebn0_db:
-        cell = report.cells.get((code, column, e))
-        if cell is None or (cell.point is None and cell.published is None):
-            values.append("-")
-        elif cell.point is None:
-            values.append(f"{cell.published:.2f}")
-        else:
-            values.append(("inf" if math.isinf(cell.point.neg_ln_ber) else f"{cell.point.neg_ln_ber:.2f}")
-                          + ("†" if cell.point.flagged else ""))
-    return " / ".join(values)
+    return " / ".join(_value_text(report.cells.get((code, column, e))) for e in report.ebn0_db)
 
 
 def _fmt_gap(value: float | None) -> str:
@@ -324,7 +321,7 @@ def latex_report(report: Report) -> str:
         parts += [f"% Eb/N0 = {e:g} dB: -ln(BER) [95% CI] (FER, frame errors)", rf"\begin{{tabular}}{{{spec}}}",
                   r"\toprule", head, r"\midrule"]
         parts += [_latex_escape(code) + " & " + " & ".join(
-            _cell_text(report.cells.get((code, c, e)), latex=True).replace("_", "\\_") for c in report.columns) + r" \\"
+            _latex_escape(_cell_text(report.cells.get((code, c, e)), latex=True)) for c in report.columns) + r" \\"
             for code in report.codes]
         parts += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(parts)
@@ -341,19 +338,8 @@ def plot_report(report: Report, out_dir: Path) -> list[Path]:
     for code in report.codes:
         fig, (ax_ber, ax_fer) = plt.subplots(1, 2, figsize=(11, 4.5))
         for name, points in report.curves[code].items():
-            for ax, metric in ((ax_ber, "ber"), (ax_fer, "fer")):
-                pts = [p for p in points if getattr(p, metric) > 0]
-                if not pts:
-                    continue
-                y = [getattr(p, metric) for p in pts]
-                ci = [getattr(p, f"{metric}_ci95") for p in pts]
-                line = ax.errorbar([p.ebn0_db for p in pts], y, yerr=[[v - lo for v, (lo, _) in zip(y, ci)],
-                                                                      [hi - v for v, (_, hi) in zip(y, ci)]],
-                                   fmt="-o" if metric == "ber" else "--s", capsize=3, markersize=4, label=name)
-                flagged = [(p.ebn0_db, v) for p, v in zip(pts, y) if p.flagged]
-                if flagged:
-                    ax.plot(*zip(*flagged), linestyle="none", marker="o", markersize=8, markerfacecolor="white",
-                            markeredgecolor=line[0].get_color())
+            draw_rate(ax_ber, points, "ber", "-o", name, hollow_size=8)
+            draw_rate(ax_fer, points, "fer", "--s", name, hollow_size=8)
         for name, values in report.published_points[code].items():
             ax_ber.plot([x for x, _ in values], [math.exp(-v) for _, v in values], "x:", markersize=7, label=name)
         for ax, title in ((ax_ber, "BER"), (ax_fer, "FER")):

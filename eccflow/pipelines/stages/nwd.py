@@ -245,14 +245,13 @@ def evaluate_chain_stage(ctx: StageContext) -> StageResult:
                                             batch_size=int(st["batch_size"]), seed=ctx.config["seed"],
                                             codewords=st["codewords"], pairs=pairs)
     metrics, complexity = {}, {}
+    slugs = {name: "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_") for name in decoders}
     for name, (chain, window, adaptive) in decoders.items():
         if not name.endswith("(genie)"):
             complexity[name] = window_complexity(window, adaptive=adaptive)
-        slug = "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
         for p in curves[name]:
-            key = f"{slug}_{p.ebn0_db:g}dB"
+            key = f"{slugs[name]}_{p.ebn0_db:g}dB"
             metrics |= {f"fer_{key}": p.fer, f"ber_{key}": p.ber, f"ep_probability_{key}": p.ep_probability}
-    slugs = {b: "".join(ch if ch.isalnum() else "_" for ch in b.lower()).strip("_") for b in decoders}
     for d in paired:
         head = f"{slugs[d.decoder]}_vs_{slugs[d.baseline]}_{d.ebn0_db:g}dB"
         metrics |= {f"d_fer_{head}": d.d_fer, f"fer_verdict_{head}": Verdict.sign(d.fer_verdict)}
