@@ -1,7 +1,7 @@
 """A real ``mlflow server`` for tests: SQLite backend and proxied artifacts in a temporary directory.
 
-Use it from a test module with ``from conftest_mlflow import mlflow_server  # noqa: F401``; the fixture is
-module-scoped (one server per module that imports it, stopped when the module's tests are done).
+The ``mlflow_server`` fixture in ``tests/conftest.py`` starts one per test session (its start costs seconds)
+and stops it when the session ends.
 """
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
-
-import pytest
 
 START_TIMEOUT_S = 120.0
 
@@ -94,10 +92,3 @@ def running_mlflow_server(directory: Path) -> Iterator[MlflowServer]:
         yield server
     finally:
         _stop(process)
-
-
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
-    """A running MLflow tracking server for the tests of one module."""
-    with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
-        yield server

@@ -12,7 +12,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from conftest_mlflow import MlflowServer, mlflow_server  # noqa: F401  (fixture)
+from conftest_mlflow import MlflowServer
 from eccflow.errors import ConfigError, EccflowError, UnknownCodeError
 from eccflow.lit import read_checkpoint
 from eccflow.pipelines import run_pipeline

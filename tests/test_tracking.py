@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest_mlflow import MlflowServer, mlflow_server  # noqa: F401  (fixture)
+from conftest_mlflow import MlflowServer
 from mlflow import MlflowClient
 from torch import nn
 
