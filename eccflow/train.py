@@ -20,11 +20,67 @@ from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import DecoderLitModule, NeuralBPLitModule, TransformerLitModule, load_weights, read_checkpoint
 
 
+ADAM_IMPLEMENTATIONS = ("default", "foreach", "fused")
+
+
+def compile_backend(value: Any) -> str | None:
+    """``trainer.compile``: false (eager), true (inductor) or a ``torch.compile`` backend name."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return "inductor"
+    import torch._dynamo
+
+    if isinstance(value, str) and value in torch._dynamo.list_backends(exclude_tags=()):
+        return value
+    raise ConfigError(f"trainer.compile must be true, false or a torch.compile backend "
+                      f"({', '.join(torch._dynamo.list_backends())}), got {value!r}")
+
+
+def check_trainer(config: dict[str, Any]) -> None:
+    """ConfigError, before any work, on trainer options this machine cannot run: ``trainer.compile`` without
+    the compiler inductor needs, bf16 precision on a CPU without bf16 instructions, a CUDA accelerator
+    without a GPU, a ``trainer.val_check_interval`` that is not a positive number of steps."""
+    tr = config["trainer"]
+    accelerator, precision = str(tr["accelerator"]), str(tr["precision"])
+    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu")
+    if precision.startswith("bf16") and not cuda and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        raise ConfigError(f"trainer.precision={precision}: this CPU has no bf16 instructions "
+                          f"({torch.backends.cpu.get_cpu_capability()}); use 32-true on the CPU, bf16 on a CUDA GPU")
+    backend = compile_backend(tr.get("compile", False))
+    if backend == "inductor" and cuda:
+        from torch.utils._triton import has_triton
+
+        if not has_triton():
+            raise ConfigError("trainer.compile=true on CUDA needs triton, which is not installed")
+    elif backend == "inductor" and shutil.which("g++") is None and shutil.which("c++") is None:
+        raise ConfigError("trainer.compile=true on the CPU needs a C++ compiler (g++) for inductor; none found")
+    interval = tr.get("val_check_interval")
+    if interval is not None and (isinstance(interval, bool) or not isinstance(interval, int) or interval < 1):
+        raise ConfigError(f"trainer.val_check_interval must be null (every epoch) or a positive number of training "
+                          f"steps, got {interval!r}")
+
+
+def optimizer_settings(config: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The LightningModule keyword arguments a stage's optimiser block and the trainer set: Adam (``lr``,
+    ``weight_decay``, implementation ``adam``) with a cosine schedule to ``lr_min``, the ``compile`` backend, and the
+    validation Eb/N0 list."""
+    st = config["stages"][stage]
+    adam = st.get("adam", "default")
+    if adam not in ADAM_IMPLEMENTATIONS:
+        raise ConfigError(f"stages.{stage}.adam must be one of {list(ADAM_IMPLEMENTATIONS)}, got {adam!r}")
+    return dict(val_ebn0_db=config["data"]["val_ebn0_db"], lr=float(st["lr"]), lr_min=float(st["lr_min"]),
+                weight_decay=float(st["weight_decay"]), adam=adam, compile=compile_backend(config["trainer"].get("compile", False)))
+
+
 def build_datamodule(code: Code, config: dict[str, Any], stage: str = "train") -> L.LightningDataModule:
     """Single-code AWGN stream, or the code mixture when the stage lists ``codes`` (FECCT pretraining)."""
     d, st = config["data"], config["stages"][stage]
     common = dict(batch_size=d["batch_size"], batches_per_epoch=d["batches_per_epoch"], codewords=d["codewords"],
-                  val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"], seed=config["seed"], num_workers=d["num_workers"])
+                  val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"], seed=config["seed"], num_workers=d["num_workers"],
+                  sampling=d["sampling"])
     if st.get("codes"):
         return MultiCodeDataModule(st["codes"], d["train_ebn0_db"], weights=st.get("weights"), **common)
     dec = config.get("decoder", {})
@@ -52,8 +108,7 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
     codes = [get_code(c) for c in st["codes"]] if st.get("codes") else [code]
     baselines = {c.name: BeliefPropagationDecoder(c, iterations=int(dec.get("iterations", st["baseline_iterations"])),
                                                   check_update=dec.get("check_update", "sum-product")) for c in codes}
-    common = dict(val_ebn0_db=config["data"]["val_ebn0_db"], lr=float(st["lr"]), lr_min=float(st["lr_min"]),
-                  weight_decay=float(st["weight_decay"]), baseline=baselines,
+    common = dict(**optimizer_settings(config, stage), baseline=baselines,
                   val_codes=[c.name for c in codes] if st.get("codes") else None)
     if dec["family"] in TRANSFORMER_FAMILIES:
         return TransformerLitModule(net, dec, code.name, **common)
@@ -110,6 +165,7 @@ def fit(
     default AWGN stream (e.g. active learning or boosting samples for window decoders).
     """
     st, tr = config["stages"][stage], config["trainer"]
+    check_trainer(config)
     if st["monitor_mode"] not in ("min", "max"):
         raise ConfigError(f"stages.{stage}.monitor_mode must be 'min' or 'max', got {st['monitor_mode']!r}")
     torch.manual_seed(config["seed"])
@@ -117,7 +173,9 @@ def fit(
     datamodule = datamodule if datamodule is not None else build_datamodule(code, config, stage)
     ckpt_dir = Path(out_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"], save_last=True)
+    interval = tr.get("val_check_interval")  # every K steps across epochs, or once per epoch (None)
     trainer = L.Trainer(
+        val_check_interval=interval, check_val_every_n_epoch=None if interval else 1,
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
         max_epochs=int(st.get("max_epochs") or tr["max_epochs"]), gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
         logger=logger, callbacks=[checkpoint, *callbacks], default_root_dir=str(out_dir),

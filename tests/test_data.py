@@ -156,7 +156,7 @@ def test_bicm_llr_sign_and_high_snr_hard_decisions_recover_codewords(modulation:
     code = get_code(BCH)
     dm = BICMDataModule(code, 30.0, modulation=modulation, order=order, demapping=demapping, batch_size=64,
                         batches_per_epoch=2, val_ebn0_db=[30.0], val_frames=64, val_batch_size=64, seed=1)
-    batches = [*DataLoader(dm.train_dataloader().dataset, batch_size=None), *dm.val_dataloader()[0]]
+    batches = [*dm.train_batches(), *dm.val_dataloader()[0]]
     for b in batches:
         assert b["llr"].shape == b["bits"].shape == (64, code.n)
         assert syndrome_ok(code, b["bits"]) and 0 < b["bits"].mean() < 1  # random codewords
@@ -172,11 +172,11 @@ def test_bicm_streams_seeded_reproducible_and_mid_snr_noisy() -> None:
         return BICMDataModule(code, [3.0, 5.0], batch_size=32, batches_per_epoch=3, val_ebn0_db=[4.0], val_frames=40,
                               val_batch_size=40, seed=seed)
 
-    a = [digest(b["llr"]) for b in make().train_dataloader()]
-    assert a == [digest(b["llr"]) for b in make().train_dataloader()]
+    a = [digest(b["llr"]) for b in make().train_batches()]
+    assert a == [digest(b["llr"]) for b in make().train_batches()]
     other = make()
     other.rank = 1
-    assert set(a).isdisjoint(digest(b["llr"]) for b in other.train_dataloader())
+    assert set(a).isdisjoint(digest(b["llr"]) for b in other.train_batches())
     assert [digest(b["llr"]) for b in make().val_dataloader()[0]] == [digest(b["llr"]) for b in make().val_dataloader()[0]]
     val = next(iter(make().val_dataloader()[0]))
     errors = (hard_decision(val["llr"]) != val["bits"]).float().mean().item()

@@ -144,7 +144,7 @@ def test_bicm_training_data_and_evaluation_channel_follow_the_decoder_config():
                                                       "decoder.order=8", "decoder.modulation=psk"])
     dm = build_datamodule(get_code(CODE), config)
     assert type(dm).__name__ == "BICMDataModule" and (dm.modulation, dm.order) == ("psk", 8)
-    batch = next(iter(dm.train_dataloader()))
+    batch = next(dm.train_batches())
     assert batch["bits"].any()  # random codewords, not the zero word
     channel = decoder_channel(get_code(CODE), config["decoder"])
     assert channel.constellation.order == 8 and channel.demapping.value == "exact"

@@ -10,6 +10,7 @@ from eccflow.codes import get_code
 from eccflow.codes.graph import tanner_distances
 from eccflow.decoders.transformer import TransformerConfig, TransformerDecoder, decision, noise_target
 from eccflow.errors import ConfigError, EccflowError
+from eccflow.nn.attention import explicit_attention
 
 ECCT = dict(layers=2, d_model=32, heads=4)
 FECCT = dict(layers=2, d_model=32, heads=4, embedding="type", bias="distance", max_distance=3, output="shared")
@@ -25,6 +26,23 @@ def test_distances_match_the_tanner_graph():
     np.testing.assert_array_equal(distance[:n, :n] <= 2, share_check)
     assert (np.diag(distance) == 0).all() and (distance == distance.T).all()
     assert set(np.unique(distance[:n, :n])) <= {0, 2, 4, 5}  # same-type nodes sit at even distances
+
+
+@pytest.mark.parametrize("arch", [ECCT, FECCT, AECCT], ids=["ecct", "fecct", "aecct"])
+def test_explicit_attention_equals_scaled_dot_product_attention_and_its_gradients(arch):
+    """The CPU's written-out attention and torch's SDPA (what CUDA runs) give one function, values and gradients."""
+    code = get_code("BCH_n31_k16")
+    torch.manual_seed(0)
+    attention = TransformerDecoder(code, arch).blocks[0].attention
+    bias = attention.score_bias(torch.as_tensor(tanner_distances(code, attention.max_distance)))
+    q, k, v = (torch.randn(3, attention.heads, code.n + code.num_checks, 8, dtype=torch.float64, requires_grad=True)
+               for _ in range(3))
+    ours = explicit_attention(q, k, v, bias.double())
+    sdpa = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias.double())
+    torch.testing.assert_close(ours, sdpa, atol=1e-12, rtol=1e-10)
+    weights = torch.randn_like(ours)
+    grads = torch.autograd.grad((ours * weights).sum(), (q, k, v))
+    torch.testing.assert_close(grads, torch.autograd.grad((sdpa * weights).sum(), (q, k, v)), atol=1e-12, rtol=1e-10)
 
 
 @pytest.mark.parametrize("arch", [ECCT, FECCT, AECCT], ids=["ecct", "fecct", "aecct"])

@@ -1,14 +1,24 @@
 """Channel samples generated on the fly (nothing on disk): BPSK-AWGN words for training and validation.
 
-Training batches come from an endless ``IterableDataset`` whose generator is seeded from
-(base seed, epoch, rank, worker), so DDP ranks and dataloader workers never repeat samples and a
-re-run is reproducible. Validation uses fixed streams (one per Eb/N0), built once from the base seed.
+Two ways to draw training batches (``sampling``):
+
+* ``device`` (default): the DataLoader yields only batch numbers; each is replaced, once Lightning has
+  moved it to the training device, by a batch drawn there (:class:`DeviceSampler`, seeded from
+  (base seed, epoch, rank, batch)): no per-sample Python, no worker, no host-to-device copy.
+* ``host``: an endless ``IterableDataset`` draws batches on the host with a generator seeded from
+  (base seed, epoch, rank, worker) (dataloader workers allowed).
+
+Either way DDP ranks never repeat samples and a re-run is reproducible. Validation uses fixed streams (one
+per Eb/N0), built once from the base seed on the host, so CPU and GPU runs validate on the same words; with
+``device`` sampling they are moved to the training device once and stay there.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from enum import Enum
+from functools import lru_cache
+from typing import Any, Iterator, Sequence
 
 import lightning as L
 import torch
@@ -17,6 +27,22 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from eccflow.codes import Code
 from eccflow.errors import ConfigError
 from eccflow.eval.montecarlo import Channel, bpsk_awgn_channel
+
+
+DEVICE_SALT = 0xD371CE
+"""Mixed into the base seed for device-drawn batches (kept apart from the host streams)."""
+
+
+class Sampling(str, Enum):
+    DEVICE = "device"
+    HOST = "host"
+
+
+def parse_sampling(value: str) -> Sampling:
+    try:
+        return Sampling(value)
+    except ValueError:
+        raise ConfigError(f"data.sampling must be one of {[s.value for s in Sampling]}, got {value!r}") from None
 
 
 def stream_seed(seed: int, epoch: int, rank: int, worker: int) -> int:
@@ -43,21 +69,80 @@ class EbN0Sampler:
         return cls(values, as_range)
 
     def sample(self, count: int, generator: torch.Generator) -> torch.Tensor:
+        """(count,) Eb/N0 values on the generator's device."""
+        device = generator.device
         if self.is_range:
             low, high = self.values
-            return low + (high - low) * torch.rand(count, generator=generator)
-        index = torch.randint(len(self.values), (count,), generator=generator)
-        return torch.tensor(self.values)[index]
+            return low + (high - low) * torch.rand(count, generator=generator, device=device)
+        index = torch.randint(len(self.values), (count,), generator=generator, device=device)
+        return _values_on(self.values, str(device))[index]
+
+
+@lru_cache(maxsize=32)
+def _values_on(values: tuple[float, ...], device: str) -> torch.Tensor:
+    return torch.tensor(values, device=device)
 
 
 def draw_words(code: Code, count: int, codewords: str, generator: torch.Generator, G: torch.Tensor | None) -> torch.Tensor:
-    """``count`` codewords (count, n): all-zero or uniform random u G."""
+    """``count`` codewords (count, n) on the generator's device: all-zero or uniform random u G."""
+    device = generator.device
     if codewords == "zero":
-        return torch.zeros(count, code.n)
+        return torch.zeros(count, code.n, device=device)
     if codewords == "random":
-        messages = torch.randint(0, 2, (count, code.k), generator=generator).float()
-        return torch.remainder(messages @ G, 2.0)
+        messages = torch.randint(0, 2, (count, code.k), generator=generator, device=device).float()
+        return torch.remainder(messages @ G.to(device), 2.0)
     raise ConfigError(f"codewords must be 'zero' or 'random', got {codewords!r}")
+
+
+class DeviceSampler:
+    """Training batches drawn on the training device: batch ``b`` of epoch ``e`` on rank ``r`` comes from a
+    generator on that device seeded from (base seed, e, r, b), so it is the same batch whenever it is drawn
+    again (a resumed run, a rerun) on the same kind of device. Output ``{"llr", "bits", "ebn0_db"}``, (B, n).
+    """
+
+    def __init__(self, code: Code, ebn0: EbN0Sampler, batch_size: int, codewords: str, seed: int,
+                 channel: Channel = bpsk_awgn_channel) -> None:
+        self.code, self.ebn0, self.batch_size, self.codewords = code, ebn0, int(batch_size), codewords
+        self.seed, self.channel = int(seed), channel
+        self._G = torch.as_tensor(code.G.copy(), dtype=torch.float32) if codewords == "random" else None
+        self._generators: dict[str, torch.Generator] = {}
+        self._G_on: dict[str, torch.Tensor] = {}
+
+    def generator(self, device: torch.device, seed: int) -> torch.Generator:
+        key = str(device)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(device=device)
+        return self._generators[key].manual_seed(seed)
+
+    def draw(self, epoch: int, rank: int, batch: int, device: torch.device) -> dict[str, torch.Tensor]:
+        generator = self.generator(device, stream_seed(self.seed ^ DEVICE_SALT, epoch, rank, batch))
+        key = str(device)
+        if self._G is not None and key not in self._G_on:
+            self._G_on[key] = self._G.to(device)
+        bits = draw_words(self.code, self.batch_size, self.codewords, generator, self._G_on.get(key))
+        ebn0 = self.ebn0.sample(self.batch_size, generator)
+        return {"llr": self.channel(bits, ebn0, self.code.rate, generator), "bits": bits, "ebn0_db": ebn0}
+
+
+class BatchNumbers(IterableDataset):
+    """One epoch's batch tickets (``sampling="device"``): the batch numbers 0..B-1, or any list of tickets.
+
+    Iterable, so Lightning does not shard it across DDP ranks: every rank steps through the whole epoch and
+    draws its own samples (its rank is in the seed)."""
+
+    def __init__(self, tickets: Sequence[Any]) -> None:
+        self.tickets = list(tickets)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.tickets)
+
+    def __len__(self) -> int:
+        return len(self.tickets)
+
+
+def on_device(batches: list[dict[str, Any]], device: torch.device) -> list[dict[str, Any]]:
+    """Fixed batches moved to ``device`` once (tensors only)."""
+    return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()} for b in batches]
 
 
 class AWGNStream(IterableDataset):
@@ -103,38 +188,59 @@ def fixed_stream(code: Code, ebn0_db: float, frames: int, batch_size: int, codew
 class AWGNDataModule(L.LightningDataModule):
     """Training stream with per-sample Eb/N0 and fixed validation streams, one per ``val_ebn0_db``.
 
-    Epoch ``e`` on rank ``r`` draws from seed (seed, e, r, worker); ``train_dataloader`` is rebuilt every
-    epoch (use ``reload_dataloaders_every_n_epochs=1``) so epochs never repeat samples. ``channel``
-    replaces BPSK-AWGN (``BICMDataModule`` passes a BICM channel).
+    ``sampling="device"``: batch b of epoch e on rank r is drawn on the training device from seed
+    (seed, e, r, b) (:class:`DeviceSampler`); ``"host"``: epoch e on rank r streams from seed (seed, e, r,
+    worker). ``train_dataloader`` is rebuilt every epoch (use ``reload_dataloaders_every_n_epochs=1``) so
+    epochs never repeat samples. ``channel`` replaces BPSK-AWGN (``BICMDataModule`` passes a BICM channel).
     """
 
     def __init__(self, code: Code, train_ebn0_db: Sequence[float] | float, batch_size: int = 128,
                  batches_per_epoch: int = 100, codewords: str = "zero", val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0),
                  val_frames: int = 2000, val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0,
-                 channel: Channel = bpsk_awgn_channel) -> None:
+                 channel: Channel = bpsk_awgn_channel, sampling: str = "device") -> None:
         super().__init__()
-        self.code, self.channel = code, channel
+        self.code, self.channel, self.sampling = code, channel, parse_sampling(sampling)
         self.train_ebn0 = EbN0Sampler.from_config(train_ebn0_db)
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
         if codewords not in ("zero", "random"):
             raise ConfigError(f"codewords must be 'zero' or 'random', got {codewords!r}")
         self.batch_size, self.batches_per_epoch, self.codewords = int(batch_size), int(batches_per_epoch), codewords
         self.val_frames, self.val_batch_size, self.seed, self.num_workers = int(val_frames), int(val_batch_size), int(seed), int(num_workers)
-        self.rank = 0
+        if self.sampling is Sampling.DEVICE and self.num_workers:
+            raise ConfigError("data.num_workers must be 0 with data.sampling=device (batches are drawn on the device)")
+        self.sampler = DeviceSampler(code, self.train_ebn0, self.batch_size, codewords, self.seed, channel)
+        self.rank, self.device = 0, torch.device("cpu")
         self._val: list[list[dict[str, torch.Tensor]]] | None = None
 
     def setup(self, stage: str | None = None) -> None:
-        self.rank = self.trainer.global_rank if self.trainer is not None else 0
+        if self.trainer is not None:
+            self.rank, self.device = self.trainer.global_rank, self.trainer.strategy.root_device
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if self.sampling is Sampling.DEVICE:  # batch numbers; on_after_batch_transfer draws the batches
+            return DataLoader(BatchNumbers(range(self.batches_per_epoch)), batch_size=None)
         stream = AWGNStream(self.code, self.train_ebn0, self.batch_size, self.batches_per_epoch, self.codewords,
                             self.seed, epoch, self.rank, self.channel)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
+
+    def train_batches(self) -> Iterator[dict[str, Any]]:
+        """This epoch's training batches as the training step receives them (drawn on ``self.device`` when
+        sampling on the device)."""
+        for item in self.train_dataloader():
+            yield self.on_after_batch_transfer(item, 0)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if not isinstance(batch, int):
+            return batch
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        return self.sampler.draw(epoch, self.rank, batch, self.device)
 
     def val_dataloader(self) -> list[DataLoader]:
         if self._val is None:
             self._val = [fixed_stream(self.code, e, self.val_frames, self.val_batch_size, self.codewords, self.seed,
                                       self.channel)
                          for e in self.val_ebn0_db]
+            if self.sampling is Sampling.DEVICE:
+                self._val = [on_device(batches, self.device) for batches in self._val]
         return [DataLoader(batches, batch_size=None) for batches in self._val]

@@ -51,7 +51,8 @@ class BICMDataModule(AWGNDataModule):
     def __init__(self, code: Code, train_ebn0_db: Sequence[float] | float, modulation: str = "qam", order: int = 16,
                  demapping: str = "exact", interleaver_seed: int | None = None, batch_size: int = 128,
                  batches_per_epoch: int = 100, codewords: str = "random", val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0),
-                 val_frames: int = 2000, val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0) -> None:
+                 val_frames: int = 2000, val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0,
+                 sampling: str = "device") -> None:
         if interleaver_seed is not None and (isinstance(interleaver_seed, bool)
                                              or not isinstance(interleaver_seed, int)):
             raise ConfigError(f"interleaver_seed must be an integer or None, got {interleaver_seed!r}")
@@ -62,6 +63,7 @@ class BICMDataModule(AWGNDataModule):
                           "symmetric in the codeword; use codewords='random'", stacklevel=2)
         super().__init__(code, train_ebn0_db, batch_size=batch_size, batches_per_epoch=batches_per_epoch,
                          codewords=codewords, val_ebn0_db=val_ebn0_db, val_frames=val_frames,
-                         val_batch_size=val_batch_size, seed=seed, num_workers=num_workers, channel=channel)
+                         val_batch_size=val_batch_size, seed=seed, num_workers=num_workers, channel=channel,
+                         sampling=sampling)
         self.modulation = channel.constellation.modulation.value
         self.order, self.demapping = channel.constellation.order, channel.demapping.value

@@ -5,7 +5,8 @@ batch carries ``"code"`` (its name) and ``"code_index"`` (position in ``MultiCod
 LightningModule can pick that code's H / attention mask. Which code each batch of an epoch uses is one
 schedule drawn from (base seed, epoch) alone, the same on every DDP rank, so all ranks step on the same
 code (same shapes, same parameters in use); the words and noise come from (base seed, epoch, rank,
-worker) as in :mod:`eccflow.data.awgn`, so ranks and workers never repeat samples.
+batch) on the training device, or (base seed, epoch, rank, worker) on the host, as in
+:mod:`eccflow.data.awgn`, so ranks and workers never repeat samples.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from eccflow.codes import Code, get_code
-from eccflow.data.awgn import EbN0Sampler, draw_words, fixed_stream, stream_seed
+from eccflow.data.awgn import (BatchNumbers, DeviceSampler, EbN0Sampler, Sampling, draw_words, fixed_stream, on_device, parse_sampling,
+                               stream_seed)
 from eccflow.errors import ConfigError
 from eccflow.eval.montecarlo import Channel, bpsk_awgn_channel
 
@@ -87,8 +89,11 @@ class MultiCodeDataModule(L.LightningDataModule):
     def __init__(self, codes: Sequence[Code | str], train_ebn0_db: Sequence[float] | float,
                  weights: Sequence[float] | None = None, batch_size: int = 128, batches_per_epoch: int = 100,
                  codewords: str = "zero", val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0), val_frames: int = 2000,
-                 val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0) -> None:
+                 val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0, sampling: str = "device") -> None:
         super().__init__()
+        self.sampling = parse_sampling(sampling)
+        if self.sampling is Sampling.DEVICE and num_workers:
+            raise ConfigError("data.num_workers must be 0 with data.sampling=device (batches are drawn on the device)")
         if isinstance(codes, (str, Code)) or not codes:
             raise ConfigError(f"codes must be a non-empty list of codes or code names, got {codes!r}")
         self.codes = [get_code(c) for c in codes]
@@ -102,7 +107,9 @@ class MultiCodeDataModule(L.LightningDataModule):
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
         self.batch_size, self.batches_per_epoch, self.codewords = int(batch_size), int(batches_per_epoch), codewords
         self.val_frames, self.val_batch_size, self.seed = int(val_frames), int(val_batch_size), int(seed)
-        self.num_workers, self.channel, self.rank = int(num_workers), bpsk_awgn_channel, 0
+        self.num_workers, self.channel, self.rank, self.device = int(num_workers), bpsk_awgn_channel, 0, torch.device("cpu")
+        self.samplers = [DeviceSampler(c, self.train_ebn0, self.batch_size, codewords, self.seed, self.channel)
+                         for c in self.codes]
         self._val: list[list[dict[str, Any]]] | None = None
 
     @property
@@ -115,13 +122,31 @@ class MultiCodeDataModule(L.LightningDataModule):
         return [(c.name, e) for c in self.codes for e in self.val_ebn0_db]
 
     def setup(self, stage: str | None = None) -> None:
-        self.rank = self.trainer.global_rank if self.trainer is not None else 0
+        if self.trainer is not None:
+            self.rank, self.device = self.trainer.global_rank, self.trainer.strategy.root_device
 
     def train_dataloader(self) -> DataLoader:
         epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        if self.sampling is Sampling.DEVICE:  # (batch number, code index); on_after_batch_transfer draws the batch
+            schedule = code_schedule(self.probabilities, self.batches_per_epoch, self.seed, epoch)
+            return DataLoader(BatchNumbers(list(enumerate(schedule))), batch_size=None)
         stream = MultiCodeStream(self.codes, self.probabilities, self.train_ebn0, self.batch_size, self.batches_per_epoch,
                                  self.codewords, self.seed, epoch, self.rank, self.channel)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
+
+    def train_batches(self) -> Iterator[dict[str, Any]]:
+        """This epoch's training batches as the training step receives them (drawn on ``self.device`` when
+        sampling on the device)."""
+        for item in self.train_dataloader():
+            yield self.on_after_batch_transfer(item, 0)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        if isinstance(batch, dict):
+            return batch
+        number, index = (int(v) for v in batch)
+        epoch = self.trainer.current_epoch if self.trainer is not None else 0
+        drawn = self.samplers[index].draw(epoch, self.rank, number, self.device)
+        return {**drawn, "code": self.codes[index].name, "code_index": index}
 
     def val_dataloader(self) -> list[DataLoader]:
         if self._val is None:
@@ -130,5 +155,6 @@ class MultiCodeDataModule(L.LightningDataModule):
                 for e in self.val_ebn0_db:
                     batches = fixed_stream(code, e, self.val_frames, self.val_batch_size, self.codewords, self.seed,
                                            self.channel)
-                    self._val.append([{**b, "code": code.name, "code_index": index} for b in batches])
+                    batches = [{**b, "code": code.name, "code_index": index} for b in batches]
+                    self._val.append(on_device(batches, self.device) if self.sampling is Sampling.DEVICE else batches)
         return [DataLoader(batches, batch_size=None) for batches in self._val]

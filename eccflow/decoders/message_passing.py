@@ -160,6 +160,10 @@ class BeliefPropagationDecoder(nn.Module):
         """Multiplicative weight on check messages at ``iteration``: a float or an (E, 1) tensor."""
         return self.normalization
 
+    def extra_repr(self) -> str:
+        return (f"code={self.code.name}, iterations={self.iterations}, check_update={self.check_rule.value}, "
+                f"normalization={self.normalization}, offset={self.offset}, early_stop={self.early_stop}")
+
     def flops_per_frame(self) -> int:
         """Arithmetic operations per decoded frame, L full iterations (no early stop).
 

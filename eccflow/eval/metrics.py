@@ -8,6 +8,11 @@ from torchmetrics import Metric
 from eccflow.eval.intervals import clustered_rate_interval, wilson_interval
 
 
+def frame_bit_errors(bits_hat: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Bit errors of each frame, (B,) from decisions and truth (B, n)."""
+    return (bits_hat != bits).reshape(-1, bits.shape[-1]).sum(dim=-1)
+
+
 class _ErrorRate(Metric):
     """Counts errors and trials; ``compute()`` gives their ratio."""
 
@@ -36,10 +41,14 @@ class BitErrorRate(_ErrorRate):
         self.add_state("squared_errors", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
 
     def update(self, bits_hat: torch.Tensor, bits: torch.Tensor) -> None:
-        per_frame = (bits_hat != bits).reshape(-1, bits.shape[-1]).sum(dim=-1)
+        self.update_frame_errors(frame_bit_errors(bits_hat, bits), bits.shape[-1])
+
+    def update_frame_errors(self, per_frame: torch.Tensor, bits_per_frame: int) -> None:
+        """Add frames given their bit-error counts (frames,) out of ``bits_per_frame`` bits each."""
+        per_frame = per_frame.long()
         self.errors += per_frame.sum()
         self.squared_errors += (per_frame * per_frame).sum()
-        self.trials += bits.numel()
+        self.trials += per_frame.numel() * bits_per_frame
         self.frames += per_frame.numel()
 
     def interval(self) -> tuple[float, float]:

@@ -5,12 +5,15 @@ The module receives a built network (``net``) and the config that rebuilds it (`
 is Eb/N0 ``val_ebn0_db[i]``; it logs ``val/ber_4dB``, ``val/fer_4dB``, ``val/neg_ln_ber_4dB`` per
 Eb/N0 and the normalised validation error NVE = mean_s BER_net(s) / BER_baseline(s) (NWD paper,
 after Be'ery et al.) where the baseline is the classical decoder on the same validation words (points
-where the baseline made no bit error have no ratio and are left out of the mean). A
+where the baseline made no bit error have no ratio and are left out of the mean). The baseline's bit errors on
+each validation batch are computed once per process (:func:`cached_frame_errors`): the validation words are
+fixed streams, so later epochs, stages and Optuna trials on the same words reuse them. A
 universal model validated on a code mixture gets one dataloader per (code, Eb/N0), metrics named
 ``val/neg_ln_ber_<code>_4dB``, one baseline per code, and the NVE over all pairs.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +24,22 @@ from torch import nn
 
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError, EccflowError
-from eccflow.eval.metrics import BitErrorRate, FrameErrorRate
+from eccflow.eval.metrics import BitErrorRate, FrameErrorRate, frame_bit_errors
+
+_BASELINE_ERRORS: dict[str, torch.Tensor] = {}
+"""Per-frame bit errors of a classical baseline on a validation batch, by (baseline, words) digest."""
+
+
+def cached_frame_errors(baseline: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per-frame bit errors (B,) of ``baseline`` (a classical decoder without weights, identified by its repr)
+    on ``batch``, decoded once per process and reused whenever the same words come again."""
+    digest = hashlib.sha1(repr(baseline).encode())
+    for name in ("llr", "bits"):
+        digest.update(batch[name].detach().cpu().numpy().tobytes())
+    key = digest.hexdigest()
+    if key not in _BASELINE_ERRORS:
+        _BASELINE_ERRORS[key] = frame_bit_errors(baseline(batch["llr"]).bits, batch["bits"]).cpu()
+    return _BASELINE_ERRORS[key].to(batch["llr"].device)
 
 
 def db_key(ebn0_db: float) -> str:
@@ -53,6 +71,8 @@ class DecoderLitModule(L.LightningModule):
         baseline: nn.Module | dict[str, nn.Module] | None = None,
         val_codes: Sequence[str] | None = None,
         delta_lr: float | None = None,
+        adam: str = "default",
+        compile: str | None = None,
     ) -> None:
         super().__init__()
         if not lr > 0 or not 0 <= lr_min <= lr:
@@ -74,12 +94,23 @@ class DecoderLitModule(L.LightningModule):
     def forward(self, llr: torch.Tensor) -> DecoderOutput:
         return self.net(llr)
 
+    def configure_model(self) -> None:
+        """With ``compile`` (a ``torch.compile`` backend, e.g. ``inductor``), compile the network; parameter
+        names, checkpoints and the eager network are unchanged."""
+        if self.hparams.get("compile") and not getattr(self, "_compiled", False):
+            self.compile_network(self.hparams.compile)
+            self._compiled = True
+
+    def compile_network(self, backend: str) -> None:
+        self.net.compile(backend=backend)
+
     def model_step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, DecoderOutput]:
         raise NotImplementedError
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self.model_step(batch)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch["llr"].shape[0])
+        # kept on the device between logging intervals: no host synchronisation per step
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=batch["llr"].shape[0])
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -88,7 +119,7 @@ class DecoderLitModule(L.LightningModule):
         self.val_fer[dataloader_idx].update(out.bits, batch["bits"])
         baseline = self.baselines[batch.get("code", self.hparams.code)] if self.baselines else None
         if baseline is not None and not self._baseline_done:
-            self.baseline_ber[dataloader_idx].update(baseline(batch["llr"]).bits, batch["bits"])
+            self.baseline_ber[dataloader_idx].update_frame_errors(cached_frame_errors(baseline, batch), batch["bits"].shape[-1])
 
     def on_validation_epoch_end(self) -> None:
         ratios = []
@@ -120,7 +151,10 @@ class DecoderLitModule(L.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         # CosineAnnealingLR anneals every group from its own lr to lr_min
-        optimizer = torch.optim.Adam(self.param_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        impl = self.hparams.get("adam", "default")  # foreach / fused: multi-tensor or single-kernel Adam
+        options = {"foreach": True} if impl == "foreach" else {"fused": True} if impl == "fused" else {}
+        optimizer = torch.optim.Adam(self.param_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
+                                     **options)
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=self.hparams.lr_min)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

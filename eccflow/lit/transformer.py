@@ -33,8 +33,11 @@ class TransformerLitModule(DecoderLitModule):
             self._graphs[name] = TokenGraph(get_code(name), cfg.max_distance, cfg.spe_dim).to(self.device)
         return self._graphs[name]
 
+    def compile_network(self, backend: str) -> None:
+        self._logits = torch.compile(self.net.logits, backend=backend)
+
     def model_step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, DecoderOutput]:
         llr, bits = batch["llr"], batch["bits"]
-        logits = self.net.logits(llr, self.graph_for(batch.get("code")))
+        logits = getattr(self, "_logits", self.net.logits)(llr, self.graph_for(batch.get("code")))
         loss = F.binary_cross_entropy_with_logits(logits, noise_target(llr, bits))
         return loss, decision(llr, logits)

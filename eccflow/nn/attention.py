@@ -11,7 +11,10 @@ matrix D (tokens = n variables then m checks):
   neighbour).
 
 Two implementations compute the same function: ``dense`` (all N x N scores, masked) and
-``sparse`` (only allowed (query, key) pairs, packed per query into a padded neighbour list). Heads carry a
+``sparse`` (only allowed (query, key) pairs, packed per query into a padded neighbour list). ``dense``
+runs ``torch.nn.functional.scaled_dot_product_attention`` on CUDA (fused kernels) and the same
+equation written out (:func:`explicit_attention`) on the CPU, where it is faster than the SDPA math
+kernel and ``torch.compile`` can fuse the mask, scale and softmax. Heads carry a
 ``head_mask`` (heads,) — or (B, heads) while Fisher importance is scored per sample — and can be
 removed physically with :meth:`prune_heads`.
 """
@@ -100,8 +103,10 @@ class CodeAwareSelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, self.d_head).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, dh)
         bias = self.score_bias(distance)
         p = self.dropout if self.training else 0.0
-        if AttentionImpl(impl) is AttentionImpl.DENSE:
+        if AttentionImpl(impl) is AttentionImpl.DENSE and q.is_cuda:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
+        elif AttentionImpl(impl) is AttentionImpl.DENSE:
+            context = explicit_attention(q, k, v, bias.to(q.dtype), dropout=p)
         else:
             context = sparse_attention(q, k, v, bias, dropout=p)
         context = context * _per_sample(self.head_mask).unsqueeze(-1).unsqueeze(-1)
@@ -123,6 +128,17 @@ class CodeAwareSelfAttention(nn.Module):
         if self.distance_bias is not None:
             self.distance_bias = nn.Parameter(self.distance_bias.data[keep])
         self.heads = int(keep.numel())
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor,
+                       dropout: float = 0.0) -> torch.Tensor:
+    """softmax(Q K^T / sqrt(d_h) + g) V written out, (B, h, N, dh) -> (B, h, N, dh); ``bias`` g is (h, N, N)
+    with -inf where a head may not attend (every query keeps itself, so no row is all -inf)."""
+    scores = torch.matmul(q * (1.0 / math.sqrt(q.shape[-1])), k.transpose(-1, -2)) + bias
+    weights = torch.softmax(scores, dim=-1)
+    if dropout:
+        weights = F.dropout(weights, dropout)
+    return torch.matmul(weights, v)
 
 
 def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor, dropout: float = 0.0) -> torch.Tensor:

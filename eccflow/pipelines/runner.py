@@ -131,6 +131,8 @@ def run_pipeline(
 
     from eccflow.track import configure_mlflow, get_or_create_experiment, log_config, pipeline_run, stage_run, standard_tags
 
+    from eccflow.train import check_trainer
+
     _load_stages()
     config = compose(code, pipeline, profile, overrides, overrides_file)  # every config error surfaces here, before any work
     unknown = [s for s in config["stage_order"] if stage_function(s) not in STAGES]
@@ -139,6 +141,7 @@ def run_pipeline(
     for name in config["stage_order"]:
         if stage_function(name) in CHECKS:
             CHECKS[stage_function(name)](name, config["stages"][name])
+    check_trainer(config)
     code_obj = get_code(config["code"])
     cache = Path(cache_root) if cache_root is not None else default_cache_root()
     uri = configure_mlflow(tracking_uri)

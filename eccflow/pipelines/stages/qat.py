@@ -12,7 +12,7 @@ from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import TransformerLitModule, read_checkpoint
 from eccflow.nn.ternary import SCALE_GRADS
 from eccflow.pipelines.runner import StageContext, StageResult, stage
-from eccflow.train import fit
+from eccflow.train import fit, optimizer_settings
 
 
 @stage("qat")
@@ -35,8 +35,7 @@ def qat(ctx: StageContext) -> StageResult:
     except ValueError as err:
         raise EccflowError(f"{ctx.inputs['checkpoint']}: {err}") from None
     baseline = BeliefPropagationDecoder(ctx.code, iterations=int(st["baseline_iterations"]))
-    lit = TransformerLitModule(net, net_config, ctx.code.name, val_ebn0_db=ctx.config["data"]["val_ebn0_db"],
-                               lr=float(st["lr"]), lr_min=float(st["lr_min"]), weight_decay=float(st["weight_decay"]),
+    lit = TransformerLitModule(net, net_config, ctx.code.name, **optimizer_settings(ctx.config, ctx.name),
                                baseline={ctx.code.name: baseline},
                                delta_lr=None if delta_lr is None else float(delta_lr))
     logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)

@@ -17,7 +17,7 @@ from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
 from eccflow.lit.recovery import RecoveryLitModule
 from eccflow.pipelines.runner import StageContext, StageResult, stage
-from eccflow.train import fit
+from eccflow.train import fit, optimizer_settings
 
 
 @stage("recover")
@@ -36,8 +36,7 @@ def recover(ctx: StageContext) -> StageResult:
     adapters = add_lora(net, int(st["rank"]), float(st["alpha"])) if st["method"] == "lora" else []
     baseline = BeliefPropagationDecoder(ctx.code, iterations=int(st["baseline_iterations"]))
     lit = RecoveryLitModule(net, net_config, ctx.code.name, teacher=teacher, kd_lambda=float(st["kd_lambda"]),
-                            val_ebn0_db=ctx.config["data"]["val_ebn0_db"], lr=float(st["lr"]), lr_min=float(st["lr_min"]),
-                            weight_decay=float(st["weight_decay"]), baseline={ctx.code.name: baseline})
+                            **optimizer_settings(ctx.config, ctx.name), baseline={ctx.code.name: baseline})
     logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
     best, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit)
     state = read_checkpoint(best)["state_dict"]
