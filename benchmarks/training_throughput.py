@@ -1,0 +1,230 @@
+"""Training throughput of eccflow's ECCT next to the reference ECCT (Choukroun & Wolf), side by side in one run.
+
+    .venv/bin/python benchmarks/training_throughput.py --out benchmarks/results/training_throughput [--quick]
+
+Rows: ECCT N=2 d=32 and N=6 d=128 (8 heads) on BCH(31,16), BCH(63,45) and LDPC(121,60), batch 128 and 1024,
+one and two threads. Per row, alternating in the same process:
+
+* ``eccflow step``: one training step as the train stage runs it without Lightning: a batch drawn by the
+  device sampler, the noise-logit BCE, backward, gradient clipping at 1, Adam, the cosine schedule;
+* ``reference step``: the reference's own ``train()`` loop (its model, its per-sample ``ECC_Dataset`` through a
+  ``DataLoader``, its loss, Adam), imported from ``../shared/peers/ecct-reference`` (never copied).
+
+Then, on BCH(31,16) N=2 d=32 with one thread, the whole train stage (``eccflow.train.fit``: Lightning, the
+checkpoints and the per-epoch validation on 3 x 2,000 words with the cached BP baseline) against the reference
+loop, at batch 128 and 1024; the Lightning overhead per step (stage against bare step, validation excluded);
+and ``trainer.compile`` (inductor) against eager, with the largest difference of their logits.
+Each timing runs until ``--seconds`` have passed (after a warm-up of 3 steps) and keeps the best of
+``--repeats`` alternations.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import torch
+
+from eccflow.codes import get_code
+from eccflow.config import compose
+from eccflow.data import DeviceSampler, EbN0Sampler
+from eccflow.train import build_lit_module, fit
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "ecct-reference"
+SIZES = {"N2_d32": (2, 32), "N6_d128": (6, 128)}
+CODES = ["BCH_n31_k16", "BCH_n63_k45", "LDPC_n121_k60"]
+
+
+def timed_rate(step: Callable[[], None], seconds: float, warmup: int = 3) -> float:
+    """Steps per second of ``step`` over at least ``seconds`` after ``warmup`` untimed steps."""
+    for _ in range(warmup):
+        step()
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or count < 3:
+        step()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+def ecct_config(code: str, layers: int, d_model: int, batch: int, extra: tuple[str, ...] = ()) -> dict:
+    return compose(code, "ecct", "quick", [f"decoder.layers={layers}", f"decoder.d_model={d_model}", "decoder.heads=8",
+                                           f"data.batch_size={batch}", "data.train_ebn0_db=[2.0,3.0,4.0,5.0,6.0,7.0]",
+                                           *extra])
+
+
+def eccflow_step(code_name: str, layers: int, d_model: int, batch: int, compile_backend: str | None = None):
+    """A closure running one bare training step of eccflow's ECCT, and the lit module."""
+    code = get_code(code_name)
+    config = ecct_config(code_name, layers, d_model, batch)
+    lit = build_lit_module(code, config)
+    if compile_backend:
+        lit.compile_network(compile_backend)
+    d = config["data"]
+    sampler = DeviceSampler(code, EbN0Sampler.from_config(d["train_ebn0_db"]), batch, d["codewords"], config["seed"])
+    optimizer = torch.optim.Adam(lit.net.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=10**6, eta_min=5e-7)
+    counter = iter(range(10**9))
+
+    def step() -> None:
+        loss, _ = lit.model_step(sampler.draw(0, 0, next(counter), torch.device("cpu")))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lit.net.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+
+    return step, lit
+
+
+def reference_step(code_name: str, layers: int, d_model: int, batch: int, steps: int = 20):
+    """A closure running ``steps`` steps of the reference's own ``train()`` loop; returns (closure, steps)."""
+    if str(REFERENCE) not in sys.path:
+        sys.path.insert(0, str(REFERENCE))
+    import Main  # noqa: E402  (the reference implementation, imported as a peer)
+    from Model import ECC_Transformer  # noqa: E402
+
+    logging.getLogger().setLevel(logging.WARNING)
+    code = get_code(code_name)
+    ref_code = SimpleNamespace(n=code.n, k=code.k, code_type=code.family,
+                               generator_matrix=torch.from_numpy(code.G.copy()).transpose(0, 1).long(),
+                               pc_matrix=torch.from_numpy(code.H.copy()).long())
+    model = ECC_Transformer(SimpleNamespace(code=ref_code, h=8, d_model=d_model, N_dec=layers))
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    sigmas = [Main.EbN0_to_std(e, code.k / code.n) for e in range(2, 8)]
+    loader = torch.utils.data.DataLoader(Main.ECC_Dataset(ref_code, sigmas, len=batch * steps, zero_cw=True),
+                                         batch_size=batch, shuffle=True, num_workers=0)
+
+    def run() -> None:
+        Main.train(model, torch.device("cpu"), loader, optimizer, 1, LR=2e-3)
+
+    return run, steps
+
+
+def ratio_row(code: str, size: str, batch: int, threads: int, seconds: float, repeats: int) -> dict:
+    layers, d_model = SIZES[size]
+    torch.set_num_threads(threads)
+    ours, _ = eccflow_step(code, layers, d_model, batch)
+    ref, ref_steps = reference_step(code, layers, d_model, batch, steps=max(3, int(20 * 128 / batch)))
+    best_ours, best_ref = 0.0, 0.0
+    for _ in range(repeats):  # alternate, keep the best of each (the least disturbed by other load)
+        best_ours = max(best_ours, timed_rate(ours, seconds))
+        best_ref = max(best_ref, ref_steps * timed_rate(ref, seconds, warmup=1))
+    return {"code": code, "size": size, "batch": batch, "threads": threads, "eccflow_steps_s": best_ours,
+            "reference_steps_s": best_ref, "ratio": best_ours / best_ref, "eccflow_words_s": best_ours * batch,
+            "reference_words_s": best_ref * batch}
+
+
+def stage_rows(seconds: float, repeats: int) -> list[dict]:
+    """The train stage's own wall clock (validation included) against the reference loop, and the Lightning
+    overhead per step, BCH(31,16) N=2 d=32, one thread."""
+    torch.set_num_threads(1)
+    rows = []
+    for batch, steps in ((128, 500), (1024, 100)):
+        code = get_code("BCH_n31_k16")
+        config = ecct_config(code.name, 2, 32, batch, ("trainer.max_epochs=2", f"data.batches_per_epoch={steps}",
+                                                       "data.val_frames=2000"))
+        no_val = ecct_config(code.name, 2, 32, batch, ("trainer.max_epochs=1", f"data.batches_per_epoch={steps}",
+                                                       "data.val_frames=1", "data.val_ebn0_db=[4.0]"))
+        stage, lightning = 0.0, 0.0
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                _, metrics = fit(code, config, Path(tmp), progress=False)
+                stage = max(stage, 2 * steps / metrics["train_seconds"])
+            with tempfile.TemporaryDirectory() as tmp:
+                _, metrics = fit(code, no_val, Path(tmp), progress=False)
+                lightning = max(lightning, steps / metrics["train_seconds"])
+        ours, _ = eccflow_step(code.name, 2, 32, batch)
+        ref, ref_steps = reference_step(code.name, 2, 32, batch, steps=max(3, int(20 * 128 / batch)))
+        bare = max(timed_rate(ours, seconds) for _ in range(repeats))
+        reference = max(ref_steps * timed_rate(ref, seconds, warmup=1) for _ in range(repeats))
+        rows.append({"batch": batch, "stage_steps_s": stage, "lightning_no_val_steps_s": lightning,
+                     "bare_steps_s": bare, "reference_steps_s": reference, "stage_ratio": stage / reference,
+                     "lightning_overhead_ms": 1e3 * (1 / lightning - 1 / bare)})
+    return rows
+
+
+def compile_row(seconds: float, repeats: int) -> dict:
+    """Inductor-compiled against eager steps, BCH(31,16) N=2 d=32, batch 128, one thread."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    eager, eager_lit = eccflow_step("BCH_n31_k16", 2, 32, 128)
+    torch.manual_seed(0)
+    compiled, compiled_lit = eccflow_step("BCH_n31_k16", 2, 32, 128, compile_backend="inductor")
+    llr = DeviceSampler(get_code("BCH_n31_k16"), EbN0Sampler.from_config(4.0), 512, "zero", 1).draw(
+        0, 0, 0, torch.device("cpu"))["llr"]
+    start = time.perf_counter()
+    compiled()
+    compile_seconds = time.perf_counter() - start
+    eager_lit.net.load_state_dict(compiled_lit.net.state_dict())  # the same weights: the logits must agree
+    with torch.no_grad():
+        difference = float((compiled_lit._logits(llr) - eager_lit.net.logits(llr)).abs().max())
+    rates = {"eager": 0.0, "compiled": 0.0}
+    for _ in range(repeats):
+        rates["eager"] = max(rates["eager"], timed_rate(eager, seconds))
+        rates["compiled"] = max(rates["compiled"], timed_rate(compiled, seconds))
+    return {"eager_steps_s": rates["eager"], "compiled_steps_s": rates["compiled"],
+            "speedup": rates["compiled"] / rates["eager"], "compile_seconds": compile_seconds,
+            "max_logit_difference": difference}
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# Training throughput: eccflow ECCT vs the reference ECCT", "",
+             f"Command: `{result['command']}`", "", f"Machine: {result['machine']}", "",
+             "## Training steps, side by side (bare step against the reference's own train loop)", "",
+             "| code | model | batch | threads | eccflow steps/s | reference steps/s | ratio | eccflow words/s | reference words/s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        lines.append(f"| {r['code']} | {r['size']} | {r['batch']} | {r['threads']} | {r['eccflow_steps_s']:.1f} | "
+                     f"{r['reference_steps_s']:.1f} | {r['ratio']:.2f}x | {r['eccflow_words_s']:,.0f} | "
+                     f"{r['reference_words_s']:,.0f} |")
+    lines += ["", "## The train stage's own wall clock (BCH(31,16), N=2 d=32, one thread)", "",
+              "| batch | train stage steps/s (validation included) | reference steps/s | ratio | Lightning, no validation | "
+              "bare step | Lightning overhead per step |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["stage"]:
+        lines.append(f"| {r['batch']} | {r['stage_steps_s']:.1f} | {r['reference_steps_s']:.1f} | {r['stage_ratio']:.2f}x | "
+                     f"{r['lightning_no_val_steps_s']:.1f} | {r['bare_steps_s']:.1f} | {r['lightning_overhead_ms']:.1f} ms |")
+    c = result.get("compile")
+    if c:
+        lines += ["", "## trainer.compile (inductor) against eager (BCH(31,16), N=2 d=32, batch 128, one thread)", "",
+                  f"eager {c['eager_steps_s']:.1f} steps/s, compiled {c['compiled_steps_s']:.1f} steps/s "
+                  f"({c['speedup']:.2f}x) after {c['compile_seconds']:.0f} s of compilation; largest logit difference "
+                  f"{c['max_logit_difference']:.2e}."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/training_throughput"))
+    parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="BCH(31,16) N=2 d=32 rows only, no compile row")
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    codes, sizes = (CODES[:1], ["N2_d32"]) if args.quick else (CODES, list(SIZES))
+    rows = []
+    for code in codes:
+        for size in sizes:
+            for batch in (128, 1024):
+                for threads in (1, 2):
+                    rows.append(ratio_row(code, size, batch, threads, args.seconds, args.repeats))
+                    print(json.dumps(rows[-1]), flush=True)
+    result = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.processor() or platform.machine()}, "
+              f"{torch.get_num_threads()} threads available, torch {torch.__version__}",
+              "rows": rows, "stage": stage_rows(args.seconds, args.repeats)}
+    if not (args.quick or args.no_compile):
+        result["compile"] = compile_row(args.seconds, args.repeats)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "throughput.json").write_text(json.dumps(result, indent=2))
+    (args.out / "throughput.md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()
