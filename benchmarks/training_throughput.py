@@ -174,6 +174,35 @@ def compile_row(seconds: float, repeats: int) -> dict:
             "max_logit_difference": difference}
 
 
+def attention_row(seconds: float, repeats: int) -> dict:
+    """The CPU attention kernels, forward + backward, on ECCT N=2 d=32 shapes of BCH(31,16) at batch 128
+    (8 heads of 4 dimensions over 46 tokens): the written-out equation against torch's SDPA."""
+    import torch.nn.functional as F
+
+    from eccflow.codes.graph import tanner_distances
+    from eccflow.decoders.transformer import TransformerDecoder
+    from eccflow.nn.attention import explicit_attention
+
+    torch.set_num_threads(1)
+    code = get_code("BCH_n31_k16")
+    attention = TransformerDecoder(code, {"layers": 1, "d_model": 32, "heads": 8}).blocks[0].attention
+    bias = attention.score_bias(torch.as_tensor(tanner_distances(code, 2)))
+    q, k, v = (torch.randn(128, 8, code.n + code.num_checks, 4, requires_grad=True) for _ in range(3))
+
+    def explicit() -> None:
+        explicit_attention(q, k, v, bias).sum().backward()
+
+    def sdpa() -> None:
+        F.scaled_dot_product_attention(q, k, v, attn_mask=bias).sum().backward()
+
+    rates = {"explicit": 0.0, "sdpa": 0.0}
+    for _ in range(repeats):
+        rates["explicit"] = max(rates["explicit"], timed_rate(explicit, seconds))
+        rates["sdpa"] = max(rates["sdpa"], timed_rate(sdpa, seconds))
+    return {"explicit_ms": 1e3 / rates["explicit"], "sdpa_ms": 1e3 / rates["sdpa"],
+            "speedup": rates["explicit"] / rates["sdpa"]}
+
+
 def markdown(result: dict) -> str:
     lines = [f"# Training throughput: eccflow ECCT vs the reference ECCT", "",
              f"Command: `{result['command']}`", "", f"Machine: {result['machine']}", "",
@@ -190,6 +219,10 @@ def markdown(result: dict) -> str:
     for r in result["stage"]:
         lines.append(f"| {r['batch']} | {r['stage_steps_s']:.1f} | {r['reference_steps_s']:.1f} | {r['stage_ratio']:.2f}x | "
                      f"{r['lightning_no_val_steps_s']:.1f} | {r['bare_steps_s']:.1f} | {r['lightning_overhead_ms']:.1f} ms |")
+    a = result.get("attention")
+    if a:
+        lines += ["", "## CPU attention kernel, forward + backward (BCH(31,16) shapes, batch 128, 8 heads of 4)", "",
+                  f"written out {a['explicit_ms']:.1f} ms, SDPA {a['sdpa_ms']:.1f} ms ({a['speedup']:.2f}x)."]
     c = result.get("compile")
     if c:
         lines += ["", "## trainer.compile (inductor) against eager (BCH(31,16), N=2 d=32, batch 128, one thread)", "",
@@ -217,7 +250,8 @@ def main() -> None:
                     print(json.dumps(rows[-1]), flush=True)
     result = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.processor() or platform.machine()}, "
               f"{torch.get_num_threads()} threads available, torch {torch.__version__}",
-              "rows": rows, "stage": stage_rows(args.seconds, args.repeats)}
+              "rows": rows, "stage": stage_rows(args.seconds, args.repeats),
+              "attention": attention_row(args.seconds, args.repeats)}
     if not (args.quick or args.no_compile):
         result["compile"] = compile_row(args.seconds, args.repeats)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,10 @@ rate on a short calibration fit, sizes ``max_epochs`` so that the cosine schedul
 ``--budget-s`` seconds of training, trains (``eccflow.train.fit``, per-epoch validation logged to
 CSV), then evaluates the selected checkpoint and BP with ``--bp-iterations`` on the same Eb/N0 grid
 (random codewords, stop at ``--min-frame-errors`` frame errors or ``--max-frames`` frames).
-Writes ``<tag>.json`` (config, step rate, learning curve, both tables) and ``<tag>.md``. Runs on the
+With ``--rule`` (``paper``: more than 100 frame errors and at least 1e5 frames, as the ECCT / AECCT test loops;
+``strict``; ``budget``; ``errors``) the model and every ``--baseline`` (default BP-5 and BP-50) decode the same
+words and the tables gain the paired differences and the published row for the code and model size.
+Writes ``<tag>.json`` (config, step rate, learning curve, the tables) and ``<tag>.md``. Runs on the
 CPU or, with ``--accelerator gpu``, on a lent GPU (training and evaluation both on the device).
 """
 from __future__ import annotations
@@ -27,8 +30,10 @@ import torch
 
 from eccflow.codes import get_code
 from eccflow.config import compose
-from eccflow.decoders.message_passing import BeliefPropagationDecoder
-from eccflow.eval import evaluate, markdown_table
+from eccflow.eval import evaluate_paired, markdown_table
+from eccflow.eval.baselines import parse_baseline
+from eccflow.eval.published import baseline_method, published_comparison, published_method, published_table
+from eccflow.eval.report import paired_table
 from eccflow.lit import load_decoder
 from eccflow.train import fit
 
@@ -66,9 +71,12 @@ def main() -> None:
     parser.add_argument("--budget-s", type=float, required=True, help="training wall-clock budget (seconds)")
     parser.add_argument("--calibration-batches", type=int, default=200)
     parser.add_argument("--accelerator", default="cpu", choices=["cpu", "gpu"])
-    parser.add_argument("--bp-iterations", type=int, default=5)
     parser.add_argument("--ebn0", type=float, nargs="+", default=[4.0, 5.0, 6.0])
     parser.add_argument("--min-frame-errors", type=int, default=100)
+    parser.add_argument("--rule", default="errors", choices=["paper", "strict", "budget", "errors"],
+                        help="Monte-Carlo stop rule (errors: --min-frame-errors)")
+    parser.add_argument("--baseline", action="append", default=None,
+                        help="baseline spec decoded on the same words (hard, bp:L, minsum:L, osd:order); default bp:5 bp:50")
     parser.add_argument("--max-frames", type=int, default=1_000_000)
     parser.add_argument("--eval-batch-size", type=int, default=10_000)
     parser.add_argument("--keep-checkpoint", action="store_true", help="copy model.ckpt next to the results")
@@ -102,21 +110,29 @@ def main() -> None:
         model = load_decoder(checkpoint).to(device)
         if args.keep_checkpoint:
             shutil.copyfile(checkpoint, out / f"{tag}.ckpt")
-    bp = BeliefPropagationDecoder(code, iterations=args.bp_iterations).to(device)
-    common = dict(min_frame_errors=args.min_frame_errors, max_frames=args.max_frames, batch_size=args.eval_batch_size,
-                  seed=2024, codewords="random", device=device, progress=False)
+    label = f"{dec['family']} N={dec['layers']} d={dec['d_model']}"
+    baselines = [parse_baseline(spec) for spec in (args.baseline or ["bp:5", "bp:50"])]
+    decoders = {label: model, **{b.label: b.build(code).to(device) for b in baselines}}
     with torch.inference_mode():
-        tables = {f"{dec['family']} N={dec['layers']} d={dec['d_model']}": evaluate(model, code, args.ebn0, **common),
-                  f"bp L={args.bp_iterations}": evaluate(bp, code, args.ebn0, **common)}
+        evaluation = evaluate_paired(decoders, code, args.ebn0, pairs=[(label, b.label) for b in baselines],
+                                     rule=args.rule, min_frame_errors=args.min_frame_errors, max_frames=args.max_frames,
+                                     batch_size=args.eval_batch_size, seed=2024, codewords="random", device=device,
+                                     progress=False)
+    tables = evaluation.curves
+    methods = {label: published_method(dec), **{b.label: baseline_method(b.kind, b.parameter) for b in baselines}}
+    published = published_comparison(code.name, methods, tables)
     machine = torch.cuda.get_device_name(0) if device == "cuda" else platform.processor() or platform.machine()
     record = {"tag": tag, "date": datetime.date.today().isoformat(), "machine": machine, "torch": torch.__version__,
               "threads": torch.get_num_threads(), "steps_per_second": rate, "epochs": epochs, "train": train_metrics,
               "config": config, "learning_curve": curve,
-              "tables": {name: [r.to_dict() for r in results] for name, results in tables.items()}}
+              "tables": {name: [r.to_dict() for r in results] for name, results in tables.items()},
+              "evaluation": evaluation.to_dict(), "published": published}
     (out / f"{tag}.json").write_text(json.dumps(record, indent=2, default=str))
     lines = [f"# {tag}", "", f"Machine: {machine}, torch {torch.__version__}; {rate:.1f} training steps/s; "
              f"{epochs} epochs x {batches} batches of {config['data']['batch_size']} in {train_metrics['train_seconds']:.0f} s.", ""]
     lines += [markdown_table(results, title=f"{code.name}: {name}") for name, results in tables.items()]
+    lines += [paired_table(evaluation.paired, title="Paired differences (same words; positive: the model is better)"),
+              "### Published values", "", published_table(published)]
     (out / f"{tag}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines), flush=True)
 

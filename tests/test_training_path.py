@@ -65,22 +65,27 @@ def test_the_learning_curve_at_equal_steps_matches_the_committed_curve() -> None
     assert curve[-1] - curve[0] > 0.1
 
 
-def test_compiled_and_eager_training_steps_agree(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def default_fit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, torch.Tensor]:
+    """The tiny fit with every default (eager, default Adam, device sampling), shared by the comparisons."""
+    return _fit(tmp_path_factory.mktemp("default"))
+
+
+def test_compiled_and_eager_training_steps_agree(tmp_path: Path, default_fit: dict[str, torch.Tensor]) -> None:
     """The compiled network (dynamo graph capture + AOT autograd; ``aot_eager`` keeps the test to seconds, the
     inductor kernels are compared in benchmarks/training_throughput.py) trains to the same weights."""
-    eager = _fit(tmp_path / "eager")
-    compiled = _fit(tmp_path / "compiled", "trainer.compile=aot_eager")
-    _assert_close(eager, compiled, atol=1e-4)
+    _assert_close(default_fit, _fit(tmp_path, "trainer.compile=aot_eager"), atol=1e-4)
 
 
 @pytest.mark.parametrize("adam", ["foreach", "fused"])
-def test_adam_implementations_train_to_the_same_weights(tmp_path: Path, adam: str) -> None:
-    _assert_close(_fit(tmp_path / "default"), _fit(tmp_path / adam, f"stages.train.adam={adam}"), atol=1e-4)
+def test_adam_implementations_train_to_the_same_weights(tmp_path: Path, adam: str,
+                                                         default_fit: dict[str, torch.Tensor]) -> None:
+    _assert_close(default_fit, _fit(tmp_path, f"stages.train.adam={adam}"), atol=1e-4)
 
 
-def test_host_and_device_sampling_both_train(tmp_path: Path) -> None:
+def test_host_and_device_sampling_both_train(tmp_path: Path, default_fit: dict[str, torch.Tensor]) -> None:
     """The two ways to draw batches feed the same step (different words, so different weights)."""
-    device, host = _fit(tmp_path / "device"), _fit(tmp_path / "host", "data.sampling=host")
+    device, host = default_fit, _fit(tmp_path, "data.sampling=host")
     assert device.keys() == host.keys()
     assert not torch.equal(device["net.token_embedding"], host["net.token_embedding"])
 
