@@ -1,6 +1,7 @@
 """Training throughput of eccflow's ECCT next to the reference ECCT (Choukroun & Wolf), side by side in one run.
 
-    .venv/bin/python benchmarks/training_throughput.py --out benchmarks/results/training_throughput [--quick]
+    .venv/bin/python benchmarks/training_throughput.py --out benchmarks/results/training_throughput \
+        [--sections rows stage extras] [--codes BCH_n31_k16 ...]
 
 Rows: ECCT N=2 d=32 and N=6 d=128 (8 heads) on BCH(31,16), BCH(63,45) and LDPC(121,60), batch 128 and 1024,
 one and two threads. Per row, alternating in the same process:
@@ -133,7 +134,7 @@ def stage_rows(seconds: float, repeats: int) -> list[dict]:
     overhead per step, BCH(31,16) N=2 d=32, one thread."""
     torch.set_num_threads(1)
     rows = []
-    for batch, steps in ((128, 500), (1024, 100)):
+    for batch, steps in ((128, 500), (1024, 40)):
         code = get_code("BCH_n31_k16")
         config = ecct_config(code.name, 2, 32, batch, ("trainer.max_epochs=2", f"data.batches_per_epoch={steps}",
                                                        "data.val_frames=2000"))
@@ -210,36 +211,46 @@ def attention_row(seconds: float, repeats: int) -> dict:
             "speedup": rates["explicit"] / rates["sdpa"]}
 
 
-def markdown(result: dict) -> str:
-    lines = [f"# Training throughput: eccflow ECCT vs the reference ECCT", "",
-             f"Command: `{result['command']}`", "", f"Machine: {result['machine']}", "",
-             "## Training steps, side by side (bare step against the reference's own train loop)", "",
-             "| code | model | batch | threads | eccflow steps/s | reference steps/s | ratio | eccflow words/s | reference words/s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["rows"]:
-        if "skipped" in r:
-            lines.append(f"| {r['code']} | {r['size']} | {r['batch']} | {r['threads']} | skipped: {r['skipped']} | | | | |")
-            continue
-        lines.append(f"| {r['code']} | {r['size']} | {r['batch']} | {r['threads']} | {r['eccflow_steps_s']:.1f} | "
-                     f"{r['reference_steps_s']:.1f} | {r['ratio']:.2f}x | {r['eccflow_words_s']:,.0f} | "
-                     f"{r['reference_words_s']:,.0f} |")
-    lines += ["", "## The train stage's own wall clock (BCH(31,16), N=2 d=32, one thread)", "",
-              "| batch | train stage steps/s (validation included) | reference steps/s | ratio | Lightning, no validation | "
-              "bare step | Lightning overhead per step |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["stage"]:
-        lines.append(f"| {r['batch']} | {r['stage_steps_s']:.1f} | {r['reference_steps_s']:.1f} | {r['stage_ratio']:.2f}x | "
-                     f"{r['lightning_no_val_steps_s']:.1f} | {r['bare_steps_s']:.1f} | {r['lightning_overhead_ms']:.1f} ms |")
-    a = result.get("attention")
-    if a:
+def markdown(sections: dict[str, dict]) -> str:
+    lines = ["# Training throughput: eccflow ECCT vs the reference ECCT", ""]
+    if "rows" in sections:
+        rows = sections["rows"]
+        lines += ["## Training steps, side by side (bare step against the reference's own train loop)", "",
+                  f"Command: `{rows['command']}`; machine: {rows['machine']}", "",
+                  "| code | model | batch | threads | eccflow steps/s | reference steps/s | ratio | eccflow words/s | reference words/s |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in rows["rows"]:
+            if "skipped" in r:
+                lines.append(f"| {r['code']} | {r['size']} | {r['batch']} | {r['threads']} | skipped: {r['skipped']} | | | | |")
+                continue
+            lines.append(f"| {r['code']} | {r['size']} | {r['batch']} | {r['threads']} | {r['eccflow_steps_s']:.2f} | "
+                         f"{r['reference_steps_s']:.2f} | {r['ratio']:.2f}x | {r['eccflow_words_s']:,.0f} | "
+                         f"{r['reference_words_s']:,.0f} |")
+    if "stage" in sections:
+        stage = sections["stage"]
+        lines += ["", "## The train stage's own wall clock (BCH(31,16), N=2 d=32, one thread)", "",
+                  f"Command: `{stage['command']}`", "",
+                  "| batch | train stage steps/s (validation included) | reference steps/s | ratio | Lightning, no validation | "
+                  "bare step | Lightning overhead per step |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in stage["stage"]:
+            lines.append(f"| {r['batch']} | {r['stage_steps_s']:.2f} | {r['reference_steps_s']:.2f} | {r['stage_ratio']:.2f}x | "
+                         f"{r['lightning_no_val_steps_s']:.2f} | {r['bare_steps_s']:.2f} | {r['lightning_overhead_ms']:.1f} ms |")
+    extras = sections.get("extras", {})
+    if "attention" in extras:
+        a = extras["attention"]
         lines += ["", "## CPU attention kernel, forward + backward (BCH(31,16) shapes, batch 128, 8 heads of 4)", "",
+                  f"Command: `{extras['command']}`", "",
                   f"written out {a['explicit_ms']:.1f} ms, SDPA {a['sdpa_ms']:.1f} ms ({a['speedup']:.2f}x)."]
-    c = result.get("compile")
-    if c:
+    if "compile" in extras:
+        c = extras["compile"]
         lines += ["", "## trainer.compile (inductor) against eager (BCH(31,16), N=2 d=32, batch 128, one thread)", "",
                   f"eager {c['eager_steps_s']:.1f} steps/s, compiled {c['compiled_steps_s']:.1f} steps/s "
                   f"({c['speedup']:.2f}x) after {c['compile_seconds']:.0f} s of compilation; largest logit difference "
                   f"{c['max_logit_difference']:.2e}."]
     return "\n".join(lines) + "\n"
+
+
+SECTIONS = ("rows", "stage", "extras")
 
 
 def main() -> None:
@@ -248,27 +259,42 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed seconds per measurement")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--max-step-seconds", type=float, default=4.0, help="skip rows whose eccflow step is slower")
-    parser.add_argument("--quick", action="store_true", help="BCH(31,16) N=2 d=32 rows only, no compile row")
+    parser.add_argument("--codes", nargs="+", default=CODES, help="codes of the side-by-side rows")
+    parser.add_argument("--sections", nargs="+", default=list(SECTIONS), choices=SECTIONS,
+                        help="rows: side-by-side steps; stage: the train stage's wall clock; extras: attention, compile")
     parser.add_argument("--no-compile", action="store_true")
     args = parser.parse_args()
-    codes, sizes = (CODES[:1], ["N2_d32"]) if args.quick else (CODES, list(SIZES))
-    rows = []
-    for code in codes:
-        for size in sizes:
-            for batch in (128, 1024):
-                for threads in (1, 2):
-                    rows.append(ratio_row(code, size, batch, threads, args.seconds, args.repeats, args.max_step_seconds))
-                    print(json.dumps(rows[-1]), flush=True)
-    result = {"command": "python " + " ".join(sys.argv), "machine": f"{platform.processor() or platform.machine()}, "
-              f"{torch.get_num_threads()} threads available, torch {torch.__version__}",
-              "rows": rows, "stage": stage_rows(args.seconds, args.repeats),
-              "attention": attention_row(args.seconds, args.repeats)}
-    if not (args.quick or args.no_compile):
-        result["compile"] = compile_row(args.seconds, args.repeats)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "throughput.json").write_text(json.dumps(result, indent=2))
-    (args.out / "throughput.md").write_text(markdown(result))
-    print(markdown(result))
+    command = "python " + " ".join(sys.argv)
+    machine = (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads available, "
+               f"torch {torch.__version__}")
+    if "rows" in args.sections:
+        rows = []
+        for code in args.codes:
+            for size in SIZES:
+                for batch in (128, 1024):
+                    for threads in (1, 2):
+                        rows.append(ratio_row(code, size, batch, threads, args.seconds, args.repeats,
+                                              args.max_step_seconds))
+                        print(json.dumps(rows[-1]), flush=True)
+        write_section(args.out, "rows", {"command": command, "machine": machine, "rows": rows})
+    if "stage" in args.sections:
+        write_section(args.out, "stage", {"command": command, "machine": machine,
+                                          "stage": stage_rows(args.seconds, args.repeats)})
+    if "extras" in args.sections:
+        extras = {"command": command, "machine": machine, "attention": attention_row(args.seconds, args.repeats)}
+        if not args.no_compile:
+            extras["compile"] = compile_row(args.seconds, args.repeats)
+        write_section(args.out, "extras", extras)
+    sections = {name: json.loads((args.out / f"{name}.json").read_text()) for name in SECTIONS
+                if (args.out / f"{name}.json").is_file()}
+    (args.out / "throughput.md").write_text(markdown(sections))
+    print(markdown(sections))
+
+
+def write_section(out: Path, name: str, values: dict) -> None:
+    """One section's results as ``<name>.json`` (the markdown is rebuilt from every section present)."""
+    (out / f"{name}.json").write_text(json.dumps(values, indent=2))
 
 
 if __name__ == "__main__":
