@@ -6,11 +6,11 @@
 Composes the pipeline's resolved config (profile + ``--set`` overrides), measures the training step
 rate on a short calibration fit, sizes ``max_epochs`` so that the cosine schedule ends inside
 ``--budget-s`` seconds of training, trains (``eccflow.train.fit``, per-epoch validation logged to
-CSV), then evaluates the selected checkpoint and BP with ``--bp-iterations`` on the same Eb/N0 grid
-(random codewords, stop at ``--min-frame-errors`` frame errors or ``--max-frames`` frames).
-With ``--rule`` (``paper``: more than 100 frame errors and at least 1e5 frames, as the ECCT / AECCT test loops;
-``strict``; ``budget``; ``errors``) the model and every ``--baseline`` (default BP-5 and BP-50) decode the same
-words and the tables gain the paired differences and the published row for the code and model size.
+CSV), then the selected checkpoint and every ``--baseline`` (default BP-5 and BP-50) decode the same random
+codewords on the Eb/N0 grid under ``--rule`` (``errors``: ``--min-frame-errors`` frame errors; ``paper``: more
+than 100 frame errors and at least 1e5 frames, as the ECCT / AECCT test loops; ``strict``; ``budget``), capped at
+``--max-frames``; the tables give each decoder's rates, the paired differences and the published row for the
+code and model size.
 Writes ``<tag>.json`` (config, step rate, learning curve, the tables) and ``<tag>.md``. Runs on the
 CPU or, with ``--accelerator gpu``, on a lent GPU (training and evaluation both on the device).
 """
