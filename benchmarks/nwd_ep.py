@@ -1,4 +1,4 @@
-"""Error propagation of WD, NWD and the adaptive NWD on long runs (issue 6, acceptance 3).
+"""Error propagation of WD, NWD and the adaptive NWD on long runs (the NWD paper's error-propagation study).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nwd_ep.py --nwd NWD.ckpt --ep EP.ckpt \
         [--code scldpc_dv3_dc6_w3_L20_M50] [--ebn0 4.5] [--frame-errors 1000] [--decoders NAME ...] --out FILE.md

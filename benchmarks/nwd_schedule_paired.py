@@ -1,4 +1,4 @@
-"""WD against the NWD under its damping schedule on the same chains (issue 6, acceptance 2).
+"""WD against the NWD under its damping schedule on the same chains (the NWD paper's non-uniform schedule).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/nwd_schedule_paired.py --nwd NWD.ckpt --schedule schedule.json \
         [--skips 0 3 5] [--ebn0 4.0] [--frame-errors 500] --out FILE.md
