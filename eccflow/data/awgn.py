@@ -22,6 +22,7 @@ from typing import Any, Iterator, Sequence
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.apply_func import move_data_to_device
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from eccflow.codes import Code
@@ -140,9 +141,34 @@ class BatchNumbers(IterableDataset):
         return len(self.tickets)
 
 
-def on_device(batches: list[dict[str, Any]], device: torch.device) -> list[dict[str, Any]]:
-    """Fixed batches moved to ``device`` once (tensors only)."""
-    return [{k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in b.items()} for b in batches]
+class SampledDataModule(L.LightningDataModule):
+    """What the single-code and the mixture data modules share about ``sampling``: the check of the setting,
+    the rank and training device read in :meth:`setup`, and :meth:`train_batches`. Subclasses implement
+    ``train_dataloader`` and, for device sampling, ``on_after_batch_transfer`` (tickets -> batches)."""
+
+    def init_sampling(self, sampling: str, num_workers: int) -> None:
+        self.sampling = parse_sampling(sampling)
+        if self.sampling is Sampling.DEVICE and num_workers:
+            raise ConfigError("data.num_workers must be 0 with data.sampling=device (batches are drawn on the device)")
+        self.rank, self.device = 0, torch.device("cpu")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.trainer is not None:
+            self.rank, self.device = self.trainer.global_rank, self.trainer.strategy.root_device
+
+    @property
+    def epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_batches(self) -> Iterator[dict[str, Any]]:
+        """This epoch's training batches as the training step receives them (drawn on ``self.device`` when
+        sampling on the device)."""
+        for item in self.train_dataloader():
+            yield self.on_after_batch_transfer(item, 0)
+
+    def resident(self, batches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Fixed (validation) batches, moved once to the training device when sampling there."""
+        return move_data_to_device(batches, self.device) if self.sampling is Sampling.DEVICE else batches
 
 
 class AWGNStream(IterableDataset):
@@ -185,7 +211,7 @@ def fixed_stream(code: Code, ebn0_db: float, frames: int, batch_size: int, codew
     return out
 
 
-class AWGNDataModule(L.LightningDataModule):
+class AWGNDataModule(SampledDataModule):
     """Training stream with per-sample Eb/N0 and fixed validation streams, one per ``val_ebn0_db``.
 
     ``sampling="device"``: batch b of epoch e on rank r is drawn on the training device from seed
@@ -199,48 +225,32 @@ class AWGNDataModule(L.LightningDataModule):
                  val_frames: int = 2000, val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0,
                  channel: Channel = bpsk_awgn_channel, sampling: str = "device") -> None:
         super().__init__()
-        self.code, self.channel, self.sampling = code, channel, parse_sampling(sampling)
+        self.code, self.channel = code, channel
         self.train_ebn0 = EbN0Sampler.from_config(train_ebn0_db)
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
         if codewords not in ("zero", "random"):
             raise ConfigError(f"codewords must be 'zero' or 'random', got {codewords!r}")
         self.batch_size, self.batches_per_epoch, self.codewords = int(batch_size), int(batches_per_epoch), codewords
         self.val_frames, self.val_batch_size, self.seed, self.num_workers = int(val_frames), int(val_batch_size), int(seed), int(num_workers)
-        if self.sampling is Sampling.DEVICE and self.num_workers:
-            raise ConfigError("data.num_workers must be 0 with data.sampling=device (batches are drawn on the device)")
+        self.init_sampling(sampling, self.num_workers)
         self.sampler = DeviceSampler(code, self.train_ebn0, self.batch_size, codewords, self.seed, channel)
-        self.rank, self.device = 0, torch.device("cpu")
         self._val: list[list[dict[str, torch.Tensor]]] | None = None
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.trainer is not None:
-            self.rank, self.device = self.trainer.global_rank, self.trainer.strategy.root_device
-
     def train_dataloader(self) -> DataLoader:
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
         if self.sampling is Sampling.DEVICE:  # batch numbers; on_after_batch_transfer draws the batches
             return DataLoader(BatchNumbers(range(self.batches_per_epoch)), batch_size=None)
         stream = AWGNStream(self.code, self.train_ebn0, self.batch_size, self.batches_per_epoch, self.codewords,
-                            self.seed, epoch, self.rank, self.channel)
+                            self.seed, self.epoch, self.rank, self.channel)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
-
-    def train_batches(self) -> Iterator[dict[str, Any]]:
-        """This epoch's training batches as the training step receives them (drawn on ``self.device`` when
-        sampling on the device)."""
-        for item in self.train_dataloader():
-            yield self.on_after_batch_transfer(item, 0)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if not isinstance(batch, int):
             return batch
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        return self.sampler.draw(epoch, self.rank, batch, self.device)
+        return self.sampler.draw(self.epoch, self.rank, batch, self.device)
 
     def val_dataloader(self) -> list[DataLoader]:
         if self._val is None:
-            self._val = [fixed_stream(self.code, e, self.val_frames, self.val_batch_size, self.codewords, self.seed,
-                                      self.channel)
+            self._val = [self.resident(fixed_stream(self.code, e, self.val_frames, self.val_batch_size, self.codewords,
+                                                    self.seed, self.channel))
                          for e in self.val_ebn0_db]
-            if self.sampling is Sampling.DEVICE:
-                self._val = [on_device(batches, self.device) for batches in self._val]
         return [DataLoader(batches, batch_size=None) for batches in self._val]

@@ -13,13 +13,12 @@ from __future__ import annotations
 import math
 from typing import Any, Iterator, Sequence
 
-import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from eccflow.codes import Code, get_code
-from eccflow.data.awgn import (BatchNumbers, DeviceSampler, EbN0Sampler, Sampling, draw_words, fixed_stream, on_device, parse_sampling,
-                               stream_seed)
+from eccflow.data.awgn import (BatchNumbers, DeviceSampler, EbN0Sampler, SampledDataModule, Sampling, draw_words,
+                               fixed_stream, stream_seed)
 from eccflow.errors import ConfigError
 from eccflow.eval.montecarlo import Channel, bpsk_awgn_channel
 
@@ -76,7 +75,7 @@ class MultiCodeStream(IterableDataset):
             yield {"llr": llr, "bits": bits, "ebn0_db": ebn0, "code": code.name, "code_index": index}
 
 
-class MultiCodeDataModule(L.LightningDataModule):
+class MultiCodeDataModule(SampledDataModule):
     """Mixture of codes with sampling ``weights`` (uniform by default); one code per training batch.
 
     ``codes``: ``Code`` objects or names for :func:`eccflow.codes.get_code` (names must be distinct).
@@ -91,9 +90,7 @@ class MultiCodeDataModule(L.LightningDataModule):
                  codewords: str = "zero", val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0), val_frames: int = 2000,
                  val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0, sampling: str = "device") -> None:
         super().__init__()
-        self.sampling = parse_sampling(sampling)
-        if self.sampling is Sampling.DEVICE and num_workers:
-            raise ConfigError("data.num_workers must be 0 with data.sampling=device (batches are drawn on the device)")
+        self.init_sampling(sampling, int(num_workers))
         if isinstance(codes, (str, Code)) or not codes:
             raise ConfigError(f"codes must be a non-empty list of codes or code names, got {codes!r}")
         self.codes = [get_code(c) for c in codes]
@@ -107,7 +104,7 @@ class MultiCodeDataModule(L.LightningDataModule):
         self.val_ebn0_db = [float(v) for v in val_ebn0_db]
         self.batch_size, self.batches_per_epoch, self.codewords = int(batch_size), int(batches_per_epoch), codewords
         self.val_frames, self.val_batch_size, self.seed = int(val_frames), int(val_batch_size), int(seed)
-        self.num_workers, self.channel, self.rank, self.device = int(num_workers), bpsk_awgn_channel, 0, torch.device("cpu")
+        self.num_workers, self.channel = int(num_workers), bpsk_awgn_channel
         self.samplers = [DeviceSampler(c, self.train_ebn0, self.batch_size, codewords, self.seed, self.channel)
                          for c in self.codes]
         self._val: list[list[dict[str, Any]]] | None = None
@@ -121,31 +118,19 @@ class MultiCodeDataModule(L.LightningDataModule):
         """(code name, Eb/N0) of each validation dataloader, in dataloader order."""
         return [(c.name, e) for c in self.codes for e in self.val_ebn0_db]
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.trainer is not None:
-            self.rank, self.device = self.trainer.global_rank, self.trainer.strategy.root_device
-
     def train_dataloader(self) -> DataLoader:
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
         if self.sampling is Sampling.DEVICE:  # (batch number, code index); on_after_batch_transfer draws the batch
-            schedule = code_schedule(self.probabilities, self.batches_per_epoch, self.seed, epoch)
+            schedule = code_schedule(self.probabilities, self.batches_per_epoch, self.seed, self.epoch)
             return DataLoader(BatchNumbers(list(enumerate(schedule))), batch_size=None)
         stream = MultiCodeStream(self.codes, self.probabilities, self.train_ebn0, self.batch_size, self.batches_per_epoch,
-                                 self.codewords, self.seed, epoch, self.rank, self.channel)
+                                 self.codewords, self.seed, self.epoch, self.rank, self.channel)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
-
-    def train_batches(self) -> Iterator[dict[str, Any]]:
-        """This epoch's training batches as the training step receives them (drawn on ``self.device`` when
-        sampling on the device)."""
-        for item in self.train_dataloader():
-            yield self.on_after_batch_transfer(item, 0)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, dict):
             return batch
         number, index = (int(v) for v in batch)
-        epoch = self.trainer.current_epoch if self.trainer is not None else 0
-        drawn = self.samplers[index].draw(epoch, self.rank, number, self.device)
+        drawn = self.samplers[index].draw(self.epoch, self.rank, number, self.device)
         return {**drawn, "code": self.codes[index].name, "code_index": index}
 
     def val_dataloader(self) -> list[DataLoader]:
@@ -155,6 +140,5 @@ class MultiCodeDataModule(L.LightningDataModule):
                 for e in self.val_ebn0_db:
                     batches = fixed_stream(code, e, self.val_frames, self.val_batch_size, self.codewords, self.seed,
                                            self.channel)
-                    batches = [{**b, "code": code.name, "code_index": index} for b in batches]
-                    self._val.append(on_device(batches, self.device) if self.sampling is Sampling.DEVICE else batches)
+                    self._val.append(self.resident([{**b, "code": code.name, "code_index": index} for b in batches]))
         return [DataLoader(batches, batch_size=None) for batches in self._val]

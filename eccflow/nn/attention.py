@@ -103,12 +103,12 @@ class CodeAwareSelfAttention(nn.Module):
         q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, self.d_head).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, dh)
         bias = self.score_bias(distance)
         p = self.dropout if self.training else 0.0
-        if AttentionImpl(impl) is AttentionImpl.DENSE and q.is_cuda:
-            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
-        elif AttentionImpl(impl) is AttentionImpl.DENSE:
-            context = explicit_attention(q, k, v, bias.to(q.dtype), dropout=p)
-        else:
+        if AttentionImpl(impl) is AttentionImpl.SPARSE:
             context = sparse_attention(q, k, v, bias, dropout=p)
+        elif q.is_cuda:
+            context = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=p)
+        else:
+            context = explicit_attention(q, k, v, bias.to(q.dtype), dropout=p)
         context = context * _per_sample(self.head_mask).unsqueeze(-1).unsqueeze(-1)
         return self.out(context.transpose(1, 2).reshape(batch, tokens, self.heads * self.d_head))
 
