@@ -9,7 +9,8 @@ A resolved config is built in this order (later wins, by deep merge):
 5. ``conf/pipelines/<pipeline>.yaml``             pipeline-specific values (``stage_settings:``
                                                   holds per-stage values, ``stages:`` the order)
 6. ``conf/profiles/<profile>.yaml``               quick (CPU minutes) or paper budgets, then the
-                                                  profile's ``pipelines.<pipeline>:`` section
+                                                  profile's ``pipelines.<pipeline>:`` section; a profile
+                                                  with ``extends: <other>`` patches that profile
 7. an overrides file (``--overrides-file``)        YAML mapping of dotted keys to values, e.g. the
                                                   ``best_overrides.yaml`` an Optuna study writes
 8. overrides ``a.b=c``                             values parsed as YAML
@@ -52,6 +53,17 @@ def read_group(group: str, name: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"unknown {group[:-1] if group.endswith('s') else group} {name!r}; available: {_available(group)}")
     return _read_yaml(path)
+
+
+def read_profile(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``conf/profiles/<name>.yaml``; with ``extends: <other>``, that profile (resolved the same way) patched by it."""
+    profile = read_group("profiles", name)
+    parent = profile.pop("extends", None)
+    if parent is None:
+        return profile
+    if parent in (*seen, name):
+        raise ConfigError(f"profile {name!r} extends {parent!r}, which extends it back ({' -> '.join((*seen, name, parent))})")
+    return deep_merge(read_profile(str(parent), (*seen, name)), profile, strict=False)
 
 
 def deep_merge(base: dict[str, Any], update: dict[str, Any], strict: bool, where: str = "") -> dict[str, Any]:
@@ -131,7 +143,7 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     cfg["stage_order"] = list(pipe["stages"])
     cfg = deep_merge(cfg, {k: v for k, v in pipe.items() if k not in ("stages", "decoder", "stage_settings")}, strict=True)
     cfg["stages"] = deep_merge(cfg["stages"], pipe.get("stage_settings") or {}, strict=True, where="stages.")
-    prof = read_group("profiles", profile)
+    prof = read_profile(profile)
     per_pipeline = prof.pop("pipelines", {}) or {}
     cfg["stages"] = merge_stage_settings(cfg["stages"], prof.pop("stages", {}) or {}, must_match=False)
     cfg = deep_merge(cfg, prof, strict=True)

@@ -63,15 +63,46 @@ def check_trainer(config: dict[str, Any]) -> None:
                           f"steps, got {interval!r}")
 
 
+def recipe_learning_rate(config: dict[str, Any], stage: str) -> float:
+    """The stage's Adam learning rate: ``stages.<stage>.lr``, or with a large-batch ``recipe`` the recipe's rate at
+    ``data.batch_size`` B, ``recipe.lr * (B / recipe.batch) ** power`` (power 0.5: square-root scaling, 1: linear),
+    for ``recipe.batch <= B <= recipe.max_batch`` (the batches it was measured at). ConfigError on a batch outside
+    that range or on both ``lr`` and ``recipe`` set."""
+    st, batch = config["stages"][stage], config["data"]["batch_size"]
+    recipe = st.get("recipe")
+    if recipe is None:
+        if st.get("lr") is None:
+            raise ConfigError(f"stages.{stage}.lr is null and no stages.{stage}.recipe sets it; give one of them")
+        return float(st["lr"])
+    if st.get("lr") is not None:
+        raise ConfigError(f"stages.{stage}.lr={st['lr']} and stages.{stage}.recipe both set the learning rate; set "
+                          f"stages.{stage}.lr=null to follow the recipe, or stages.{stage}.recipe=null to choose it yourself")
+    try:
+        base, low, high, power = (float(recipe[k]) for k in ("lr", "batch", "max_batch", "power"))
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"stages.{stage}.recipe must map lr, batch, max_batch and power to numbers, got {recipe!r}") from None
+    if not (base > 0 and 0 < low <= high and power >= 0):
+        raise ConfigError(f"stages.{stage}.recipe needs lr > 0, 0 < batch <= max_batch and power >= 0, got {recipe!r}")
+    if not low <= batch <= high:
+        raise ConfigError(f"data.batch_size={batch} does not fit the large-batch recipe of stages.{stage} (measured at "
+                          f"batches {low:g} to {high:g}); choose a batch in that range, or set stages.{stage}.recipe=null "
+                          f"and stages.{stage}.lr to train outside it")
+    return base * (batch / low) ** power
+
+
 def optimizer_settings(config: dict[str, Any], stage: str) -> dict[str, Any]:
-    """The LightningModule keyword arguments a stage's optimiser block and the trainer set: Adam (``lr``,
-    ``weight_decay``, implementation ``adam``) with a cosine schedule to ``lr_min``, the ``compile`` backend, and the
-    validation Eb/N0 list."""
+    """The LightningModule keyword arguments a stage's optimiser block and the trainer set: Adam (learning rate from
+    :func:`recipe_learning_rate`, ``weight_decay``, implementation ``adam``) with a linear warm-up over the fraction
+    ``warmup`` of the steps and a cosine schedule to ``lr_min``, the ``compile`` backend, and the validation Eb/N0
+    list."""
     st = config["stages"][stage]
     adam = st.get("adam", "default")
     if adam not in ADAM_IMPLEMENTATIONS:
         raise ConfigError(f"stages.{stage}.adam must be one of {list(ADAM_IMPLEMENTATIONS)}, got {adam!r}")
-    return dict(val_ebn0_db=config["data"]["val_ebn0_db"], lr=float(st["lr"]), lr_min=float(st["lr_min"]),
+    lr, warmup = recipe_learning_rate(config, stage), st["warmup"]
+    if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
+        raise ConfigError(f"stages.{stage}.warmup must be a fraction of the steps in [0, 1), got {warmup!r}")
+    return dict(val_ebn0_db=config["data"]["val_ebn0_db"], lr=lr, lr_min=float(st["lr_min"]), warmup=float(warmup),
                 weight_decay=float(st["weight_decay"]), adam=adam, compile=compile_backend(config["trainer"].get("compile", False)))
 
 

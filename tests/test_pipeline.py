@@ -64,6 +64,10 @@ def test_errors_before_any_work(store: Path) -> None:
         run_pipeline(CODE, "neural_bp", overrides=[*TINY, "stages.evaluate.stop_rule=quick"], log=_quiet)
     with pytest.raises(ConfigError, match="stages.evaluate: unknown baseline 'turbo'"):
         run_pipeline(CODE, "neural_bp", overrides=[*TINY, "stages.evaluate.baselines=[hard, turbo]"], log=_quiet)
+    with pytest.raises(ConfigError, match="data.batch_size=64 does not fit the large-batch recipe"):
+        run_pipeline(CODE, "neural_bp", overrides=[*TINY, "data.batch_size=64", "stages.train.lr=null",
+                                                   "stages.train.recipe={lr: 0.01, batch: 128, max_batch: 512, power: 0.5}"],
+                     log=_quiet)
     assert len(_runs()) == before  # nothing was started
 
 

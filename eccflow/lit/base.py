@@ -3,7 +3,7 @@
 The module receives a built network (``net``) and the config that rebuilds it (``net_config`` with
 ``code``), so checkpoints reload without Lightning (:func:`load_decoder`). Validation dataloader i
 is Eb/N0 ``val_ebn0_db[i]``; it logs ``val/ber_4dB``, ``val/fer_4dB``, ``val/neg_ln_ber_4dB`` per
-Eb/N0 and the normalised validation error NVE = mean_s BER_net(s) / BER_baseline(s) (NWD paper,
+Eb/N0, the baseline's ``val/baseline_ber_4dB``, and the normalised validation error NVE = mean_s BER_net(s) / BER_baseline(s) (NWD paper,
 after Be'ery et al.) where the baseline is the classical decoder on the same validation words (points
 where the baseline made no bit error have no ratio and are left out of the mean). The baseline's bit errors on
 each validation batch are computed once per process (:func:`cached_frame_errors`): the validation words are
@@ -67,6 +67,7 @@ class DecoderLitModule(L.LightningModule):
         val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0),
         lr: float = 1e-2,
         lr_min: float = 1e-4,
+        warmup: float = 0.0,
         weight_decay: float = 0.0,
         baseline: nn.Module | dict[str, nn.Module] | None = None,
         val_codes: Sequence[str] | None = None,
@@ -77,6 +78,8 @@ class DecoderLitModule(L.LightningModule):
         super().__init__()
         if not lr > 0 or not 0 <= lr_min <= lr:
             raise ConfigError(f"need lr > 0 and 0 <= lr_min <= lr, got lr={lr}, lr_min={lr_min}")
+        if not 0 <= warmup < 1:
+            raise ConfigError(f"warmup must be a fraction of the steps in [0, 1), got {warmup}")
         if delta_lr is not None and not delta_lr >= lr_min:
             raise ConfigError(f"need delta_lr >= lr_min, got delta_lr={delta_lr}, lr_min={lr_min}")
         self.save_hyperparameters(ignore=["net", "baseline", "teacher"])  # modules never go into hparams
@@ -131,6 +134,7 @@ class DecoderLitModule(L.LightningModule):
             self.log(f"val/neg_ln_ber_{key}", -math.log(max(ber, 1e-12)), add_dataloader_idx=False)
             if self.baselines:
                 base = float(self.baseline_ber[i].compute())
+                self.log(f"val/baseline_ber_{key}", base, add_dataloader_idx=False)
                 ratios.append((ber, base))
             self.val_ber[i].reset()
             self.val_fer[i].reset()
@@ -150,13 +154,18 @@ class DecoderLitModule(L.LightningModule):
         return groups + ([{"params": deltas, "lr": float(delta_lr), "name": "delta"}] if deltas else [])
 
     def configure_optimizers(self) -> dict[str, Any]:
-        # CosineAnnealingLR anneals every group from its own lr to lr_min
+        """Adam; every group's rate rises linearly over the first ``warmup`` fraction of the steps (from 1/W of it, W the
+        warm-up steps), then CosineAnnealingLR anneals it to ``lr_min`` over the remaining steps."""
         impl = self.hparams.get("adam", "default")  # foreach / fused: multi-tensor or single-kernel Adam
         options = {"foreach": True} if impl == "foreach" else {"fused": True} if impl == "fused" else {}
         optimizer = torch.optim.Adam(self.param_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
                                      **options)
         steps = max(1, int(self.trainer.estimated_stepping_batches))
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=self.hparams.lr_min)
+        warm = min(steps - 1, int(round(self.hparams.get("warmup", 0.0) * steps)))
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps - warm, eta_min=self.hparams.lr_min)
+        if warm > 0:
+            rise = torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1.0 / warm, total_iters=warm)
+            schedule = torch.optim.lr_scheduler.SequentialLR(optimizer, [rise, schedule], milestones=[warm])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 

@@ -131,7 +131,7 @@ def run_pipeline(
 
     from eccflow.track import configure_mlflow, get_or_create_experiment, log_config, pipeline_run, stage_run, standard_tags
 
-    from eccflow.train import check_trainer
+    from eccflow.train import check_trainer, optimizer_settings
 
     _load_stages()
     config = compose(code, pipeline, profile, overrides, overrides_file)  # every config error surfaces here, before any work
@@ -142,6 +142,9 @@ def run_pipeline(
         if stage_function(name) in CHECKS:
             CHECKS[stage_function(name)](name, config["stages"][name])
     check_trainer(config)
+    for name in config["stage_order"]:  # the optimiser blocks (learning rate, recipe, warm-up) of the training stages
+        if "adam" in config["stages"][name]:
+            optimizer_settings(config, name)
     code_obj = get_code(config["code"])
     cache = Path(cache_root) if cache_root is not None else default_cache_root()
     uri = configure_mlflow(tracking_uri)

@@ -1,0 +1,224 @@
+"""Large-batch recipe: learning-rate studies per batch size, then learning curves at equal training words.
+
+    # 1. an Optuna study of the learning rate and warm-up at each batch size (eccflow's own studies)
+    .venv/bin/python benchmarks/batch_size_curves.py studies --code BCH_n31_k16 --batches 128 512 2048 8192 \
+        --words 131072 --trials 5 --out benchmarks/results/batch_size
+    # 2. learning curves at equal training words with each batch's chosen settings
+    .venv/bin/python benchmarks/batch_size_curves.py curves --code BCH_n31_k16 --batches 128 512 2048 8192 \
+        --words 524288 --settings benchmarks/results/batch_size/studies --out benchmarks/results/batch_size
+
+Both run ECCT (``--set`` overrides, default N=2 d=32) from the ``ecct`` pipeline's ``quick`` profile with
+``data.batch_size`` B, ``--points`` validations spread evenly over ``--words`` training words
+(``trainer.max_epochs`` = points, ``data.batches_per_epoch`` = words / (points B)) and the cosine schedule over
+exactly those steps. ``studies`` runs one study per batch (objective: the best validation NVE against BP-5 on
+the fixed validation stream, never the evaluation words) and writes its report under ``<out>/studies/``.
+``curves`` trains each batch with its study's best ``lr`` and ``warmup`` (or ``--lr-at`` / ``--warmup``),
+records -ln(BER) at each validation Eb/N0 against words seen, the BP-5 value on the same validation words and
+the wall clock, and writes ``curves_<code>.json`` / ``.md`` / ``.png``; every run and the figure go to MLflow.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import json
+import math
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+
+from eccflow.codes import get_code
+from eccflow.config import compose
+from eccflow.train import fit, optimizer_settings
+
+MODEL = ["decoder.layers=2", "decoder.d_model=32", "decoder.heads=8"]
+
+
+def schedule_overrides(batch: int, words: int, points: int, val_frames: int) -> list[str]:
+    """Overrides giving ``points`` validations over ``words`` training words at ``batch``."""
+    steps_per_point = words // (points * batch)
+    if steps_per_point < 1:
+        raise SystemExit(f"--words {words} gives fewer than one step per validation at batch {batch} "
+                         f"({points} points); raise --words or lower --points")
+    return [f"data.batch_size={batch}", f"data.batches_per_epoch={steps_per_point}", f"trainer.max_epochs={points}",
+            f"data.val_frames={val_frames}", "trainer.val_check_interval=null"]
+
+
+def curve_rows(metrics_csv: Path, batch: int) -> list[dict[str, float]]:
+    """Validation rows of Lightning's CSV log with the words seen so far (steps x batch)."""
+    rows: dict[int, dict[str, float]] = {}
+    with metrics_csv.open() as handle:
+        for row in csv.DictReader(handle):
+            values = {k: float(v) for k, v in row.items() if k.startswith("val/") and v != ""}
+            if values:
+                step = int(float(row["step"])) + 1
+                rows.setdefault(step, {"step": step, "words": step * batch}).update(values)
+    return [rows[s] for s in sorted(rows)]
+
+
+def run_studies(args: argparse.Namespace) -> None:
+    from eccflow.track.study import run_study
+
+    space = ("stages.train.search_space={lr: {type: float, low: %g, high: %g, log: true}, "
+             "warmup: {type: float, low: 0.0, high: %g}}" % (args.lr_low, args.lr_high, args.warmup_high))
+    for batch in args.batches:
+        overrides = [*MODEL, *args.set, *schedule_overrides(batch, args.words, args.points, args.val_frames), space,
+                     "stages.train.study.objectives=[best_val_nve]", "stages.train.study.pruner=none",
+                     f"stages.train.study.sampler_seed={args.sampler_seed}"]
+        run_study(args.code, "train", trials=args.trials, pipeline="ecct", profile="quick", overrides=overrides,
+                  study_name=f"batch-size-{args.code}-b{batch}-w{args.words}", study_dir=args.out / "studies",
+                  storage=args.storage)
+
+
+def chosen_settings(settings_dir: Path | None, code: str, batch: int) -> dict[str, float]:
+    """The best ``lr`` / ``warmup`` of the batch's study (any code's study at that batch when ``code``'s is absent)."""
+    if settings_dir is None:
+        return {}
+    found = sorted(settings_dir.glob(f"batch-size-{code}-b{batch}-w*/best_overrides.yaml")) or \
+        sorted(settings_dir.glob(f"batch-size-*-b{batch}-w*/best_overrides.yaml"))
+    if not found:
+        raise SystemExit(f"no study report for batch {batch} under {settings_dir}")
+    values = yaml.safe_load(found[-1].read_text())
+    return {"lr": float(values["stages.train.lr"]), "warmup": float(values["stages.train.warmup"]),
+            "study": found[-1].parent.name}
+
+
+def run_curves(args: argparse.Namespace) -> None:
+    import mlflow
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    from eccflow.track import configure_mlflow, get_or_create_experiment
+
+    uri = configure_mlflow(None)
+    experiment = get_or_create_experiment("eccflow-batch-size")
+    lr_at = dict(item.split("=") for item in args.lr_at)
+    record = {"code": args.code, "words": args.words, "points": args.points, "val_frames": args.val_frames,
+              "date": datetime.date.today().isoformat(), "machine": platform.machine(), "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "command": "python " + " ".join(sys.argv), "runs": []}
+    with mlflow.start_run(experiment_id=experiment, run_name=f"batch-size curves {args.code}") as parent:
+        for batch in args.batches:
+            chosen = chosen_settings(args.settings, args.code, batch)
+            if str(batch) not in lr_at and "lr" not in chosen:
+                raise SystemExit(f"batch {batch}: give --lr-at {batch}=LR or --settings with its study")
+            lr = float(lr_at.get(str(batch), chosen.get("lr")))
+            warmup = args.warmup if args.warmup is not None else chosen.get("warmup", 0.0)
+            overrides = [*MODEL, *args.set, *schedule_overrides(batch, args.words, args.points, args.val_frames),
+                         f"stages.train.lr={lr}", f"stages.train.warmup={warmup}"]
+            config = compose(args.code, "ecct", "quick", overrides)
+            settings = optimizer_settings(config, "train")
+            with mlflow.start_run(experiment_id=experiment, run_name=f"b{batch}", nested=True) as run:
+                mlflow.log_params({"batch_size": batch, "lr": settings["lr"], "warmup": settings["warmup"],
+                                   "words": args.words, "code": args.code})
+                with tempfile.TemporaryDirectory() as tmp:
+                    csv_logger = _csv_logger(tmp)
+                    logger = MLFlowLogger(tracking_uri=uri, run_id=run.info.run_id, log_model=False)
+                    _, metrics = fit(get_code(args.code), config, Path(tmp), logger=[csv_logger, logger], progress=False)
+                    rows = curve_rows(Path(csv_logger.log_dir) / "metrics.csv", batch)
+                for row in rows:
+                    mlflow.log_metrics({f"curve/{k.replace('val/', '')}": v for k, v in row.items() if k.startswith("val/")},
+                                       step=int(row["words"]))
+            entry = {"batch": batch, "lr": settings["lr"], "warmup": settings["warmup"], "study": chosen.get("study"),
+                     "train_seconds": metrics["train_seconds"], "curve": rows}
+            record["runs"].append(entry)
+            print(f"b{batch}: lr {settings['lr']:.3g}, warmup {settings['warmup']:.3f}, {metrics['train_seconds']:.0f} s, "
+                  f"final " + ", ".join(f"{k}={v:.3f}" for k, v in rows[-1].items() if k.startswith("val/neg_ln")), flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        stem = args.out / f"curves_{args.code}"
+        stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+        stem.with_suffix(".md").write_text(markdown(record))
+        plot(record, stem.with_suffix(".png"))
+        for suffix in (".json", ".md", ".png"):
+            mlflow.log_artifact(str(stem.with_suffix(suffix)))
+        print(f"MLflow run {parent.info.run_id}; wrote {stem}.json/.md/.png")
+
+
+def _csv_logger(root: str):
+    from lightning.pytorch.loggers import CSVLogger
+
+    return CSVLogger(root, name="curve", version=0)
+
+
+def _ebn0_keys(record: dict) -> list[str]:
+    return sorted({k[len("val/neg_ln_ber_"):] for r in record["runs"] for k in r["curve"][-1] if k.startswith("val/neg_ln_ber_")},
+                  key=lambda k: float(k[:-2]))
+
+
+def markdown(record: dict) -> str:
+    keys = _ebn0_keys(record)
+    base = record["runs"][0]["curve"][-1]
+    lines = [f"# Learning curves at equal training words: {record['code']}", "",
+             f"Command: `{record['command']}`; {record['words']:,} training words per batch size, {record['points']} "
+             f"validations of {record['val_frames']:,} frames per Eb/N0 (the fixed validation stream); "
+             f"{record['machine']}, torch {record['torch']}, {record['threads']} thread(s).", "",
+             "| batch | lr | warm-up | steps | wall clock (s) | " + " | ".join(f"-ln(BER) {k}" for k in keys)
+             + " | NVE vs BP-5 |", "|---:|---:|---:|---:|---:|" + "---:|" * len(keys) + "---:|"]
+    for run in record["runs"]:
+        last = run["curve"][-1]
+        lines.append(f"| {run['batch']} | {run['lr']:.3g} | {run['warmup']:.3f} | {last['step']} | {run['train_seconds']:.0f} | "
+                     + " | ".join(f"{last[f'val/neg_ln_ber_{k}']:.3f}" for k in keys) + f" | {last.get('val/nve', math.nan):.3f} |")
+    lines.append("| BP-5 (same validation words) | | | | | " + " | ".join(
+        f"{-math.log(max(base[f'val/baseline_ber_{k}'], 1e-12)):.3f}" for k in keys) + " | 1 |")
+    lines += ["", "At each validation (words seen): -ln(BER) at " + ", ".join(keys), ""]
+    for run in record["runs"]:
+        lines.append(f"- b{run['batch']}: " + "; ".join(
+            f"{r['words']:,}: " + "/".join(f"{r[f'val/neg_ln_ber_{k}']:.2f}" for k in keys) for r in run["curve"]))
+    return "\n".join(lines) + "\n"
+
+
+def plot(record: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = _ebn0_keys(record)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for run in record["runs"]:
+            ax.plot([r["words"] for r in run["curve"]], [r[f"val/neg_ln_ber_{key}"] for r in run["curve"]], marker="o",
+                    ms=3, label=f"batch {run['batch']} (lr {run['lr']:.2g})")
+        base = record["runs"][0]["curve"][-1][f"val/baseline_ber_{key}"]
+        ax.axhline(-math.log(max(base, 1e-12)), color="k", ls="--", lw=1, label="BP-5")
+        ax.set_xscale("log")
+        ax.set_xlabel("training words seen")
+        ax.set_ylabel("-ln(BER), validation")
+        ax.set_title(f"{record['code']}, Eb/N0 {key}")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=["studies", "curves"])
+    parser.add_argument("--code", required=True)
+    parser.add_argument("--batches", type=int, nargs="+", default=[128, 512, 2048, 8192])
+    parser.add_argument("--words", type=int, required=True, help="training words per batch size")
+    parser.add_argument("--points", type=int, default=8, help="validations over the run")
+    parser.add_argument("--val-frames", type=int, default=20000)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--trials", type=int, default=5, help="studies: trials per batch size")
+    parser.add_argument("--lr-low", type=float, default=3e-4)
+    parser.add_argument("--lr-high", type=float, default=3e-2)
+    parser.add_argument("--warmup-high", type=float, default=0.2)
+    parser.add_argument("--sampler-seed", type=int, default=0)
+    parser.add_argument("--storage", default=None, help="studies: Optuna storage URL (default mlruns/optuna.db)")
+    parser.add_argument("--settings", type=Path, default=None, help="curves: directory of the studies' reports")
+    parser.add_argument("--lr-at", nargs="*", default=[], metavar="BATCH=LR", help="curves: learning rate per batch")
+    parser.add_argument("--warmup", type=float, default=None, help="curves: warm-up fraction with --lr-at")
+    args = parser.parse_args()
+    if args.what == "studies":
+        run_studies(args)
+    else:
+        run_curves(args)
+
+
+if __name__ == "__main__":
+    main()
