@@ -15,6 +15,8 @@ the fixed validation stream, never the evaluation words) and writes its report u
 ``curves`` trains each batch with its study's best ``lr`` and ``warmup`` (or ``--lr-at`` / ``--warmup``),
 records -ln(BER) at each validation Eb/N0 against words seen, the BP-5 value on the same validation words and
 the wall clock, and writes ``curves_<code>.json`` / ``.md`` / ``.png``; every run and the figure go to MLflow.
+With ``--from-studies`` the curves are read from the MLflow runs of the studies' best trials instead (training
+them again with the same settings and seed would repeat the same run).
 """
 from __future__ import annotations
 
@@ -87,6 +89,27 @@ def chosen_settings(settings_dir: Path | None, code: str, batch: int) -> dict[st
             "study": found[-1].parent.name}
 
 
+def study_curve(code: str, batch: int, words: int, storage: str | None) -> dict:
+    """The best trial of the batch's study: its settings, wall clock and validation curve from its MLflow run."""
+    import optuna
+    from mlflow import MlflowClient
+
+    from eccflow.track.study import default_storage_url
+
+    name = f"batch-size-{code}-b{batch}-w{words}"
+    best = optuna.load_study(study_name=name, storage=storage or default_storage_url()).best_trial
+    client, run_id = MlflowClient(), best.user_attrs["mlflow_run_id"]
+    run = client.get_run(run_id)
+    rows: dict[int, dict[str, float]] = {}
+    for key in (k for k in run.data.metrics if k.startswith("val/")):
+        for point in client.get_metric_history(run_id, key):
+            if point.step > 0:  # the trial's closing summary repeats the last values at step 0
+                rows.setdefault(point.step + 1, {"step": point.step + 1, "words": (point.step + 1) * batch})[key] = point.value
+    return {"batch": batch, "lr": float(best.params["lr"]), "warmup": float(best.params["warmup"]), "study": name,
+            "trial": best.number, "mlflow_run_id": run_id, "train_seconds": run.data.metrics["train_seconds"],
+            "curve": [rows[s] for s in sorted(rows)]}
+
+
 def run_curves(args: argparse.Namespace) -> None:
     import mlflow
     from lightning.pytorch.loggers import MLFlowLogger
@@ -100,7 +123,7 @@ def run_curves(args: argparse.Namespace) -> None:
               "date": datetime.date.today().isoformat(), "machine": platform.machine(), "torch": torch.__version__,
               "threads": torch.get_num_threads(), "command": "python " + " ".join(sys.argv), "runs": []}
     with mlflow.start_run(experiment_id=experiment, run_name=f"batch-size curves {args.code}") as parent:
-        for batch in args.batches:
+        for batch in args.batches if not args.from_studies else ():
             chosen = chosen_settings(args.settings, args.code, batch)
             if str(batch) not in lr_at and "lr" not in chosen:
                 raise SystemExit(f"batch {batch}: give --lr-at {batch}=LR or --settings with its study")
@@ -126,6 +149,9 @@ def run_curves(args: argparse.Namespace) -> None:
             record["runs"].append(entry)
             print(f"b{batch}: lr {settings['lr']:.3g}, warmup {settings['warmup']:.3f}, {metrics['train_seconds']:.0f} s, "
                   f"final " + ", ".join(f"{k}={v:.3f}" for k, v in rows[-1].items() if k.startswith("val/neg_ln")), flush=True)
+        if args.from_studies:
+            record["runs"] = [study_curve(args.code, batch, args.words, args.storage) for batch in args.batches]
+            record["source"] = "the best trial of each batch's study (its MLflow run)"
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"curves_{args.code}"
         stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
@@ -213,6 +239,7 @@ def main() -> None:
     parser.add_argument("--settings", type=Path, default=None, help="curves: directory of the studies' reports")
     parser.add_argument("--lr-at", nargs="*", default=[], metavar="BATCH=LR", help="curves: learning rate per batch")
     parser.add_argument("--warmup", type=float, default=None, help="curves: warm-up fraction with --lr-at")
+    parser.add_argument("--from-studies", action="store_true", help="curves: read the studies' best trials from MLflow")
     args = parser.parse_args()
     if args.what == "studies":
         run_studies(args)

@@ -11,7 +11,8 @@ codewords on the Eb/N0 grid under ``--rule`` (``errors``: ``--min-frame-errors``
 than 100 frame errors and at least 1e5 frames, as the ECCT / AECCT test loops; ``strict``; ``budget``), capped at
 ``--max-frames``; the tables give each decoder's rates, the paired differences and the published row for the
 code and model size.
-Writes ``<tag>.json`` (config, step rate, learning curve, the tables) and ``<tag>.md``. Runs on the
+Writes ``<tag>.json`` (config, step rate, learning curve, the tables), ``<tag>.md`` and ``<tag>.png`` (the
+validation learning curve against training words, with the evaluated baselines as lines). Runs on the
 CPU or, with ``--accelerator gpu``, on a lent GPU (training and evaluation both on the device).
 """
 from __future__ import annotations
@@ -48,6 +49,40 @@ def learning_curve(metrics_csv: Path) -> list[dict[str, float]]:
                 epoch = int(float(row["epoch"]))
                 rows.setdefault(epoch, {"epoch": epoch, "step": int(float(row["step"]))}).update(values)
     return [rows[e] for e in sorted(rows)]
+
+
+def plot_learning_curve(record: dict, path: Path) -> Path:
+    """-ln(BER) on the validation stream at each Eb/N0 against training words, the baselines' evaluated
+    -ln(BER) (Monte-Carlo, evaluation words) as horizontal lines."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    batch = int(record["config"]["data"]["batch_size"])
+    curve = record["learning_curve"]
+    keys = sorted({k[len("val/neg_ln_ber_"):] for row in curve for k in row if k.startswith("val/neg_ln_ber_")},
+                  key=lambda k: float(k[:-2]))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        rows = [r for r in curve if f"val/neg_ln_ber_{key}" in r]
+        ax.plot([(r["step"] + 1) * batch for r in rows], [r[f"val/neg_ln_ber_{key}"] for r in rows], marker="o", ms=3,
+                label=record["tag"].split("_cpu")[0])
+        for shade, (name, results) in zip(("0.6", "0.3", "0.0", "0.45"), list(record["tables"].items())[1:]):  # baselines
+            point = next((p for p in results if f"{p['ebn0_db']:g}dB" == key), None)
+            if point is not None and point["ber"] > 0:
+                ax.axhline(-math.log(point["ber"]), ls="--", lw=1, color=shade, label=f"{name} (evaluation)")
+        ax.set_xlabel("training words seen")
+        ax.set_ylabel("-ln(BER)")
+        ax.set_title(f"{record['config']['code']}, Eb/N0 {key}")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def steps_per_second(code, config: dict, accelerator: str, calibration_batches: int) -> float:
@@ -134,6 +169,7 @@ def main() -> None:
     lines += [paired_table(evaluation.paired, title="Paired differences (same words; positive: the model is better)"),
               "### Published values", "", published_table(published)]
     (out / f"{tag}.md").write_text("\n".join(lines) + "\n")
+    plot_learning_curve(record, out / f"{tag}.png")
     print("\n".join(lines), flush=True)
 
 
