@@ -18,9 +18,8 @@ from eccflow.decoders.flops import flops_per_frame
 from eccflow.decoders.factory import TRANSFORMER_FAMILIES, build_decoder
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import DecoderLitModule, NeuralBPLitModule, TransformerLitModule, load_weights, read_checkpoint
+from eccflow.lit.base import ADAM_OPTIONS
 
-
-ADAM_IMPLEMENTATIONS = ("default", "foreach", "fused")
 
 
 def compile_backend(value: Any) -> str | None:
@@ -97,8 +96,8 @@ def optimizer_settings(config: dict[str, Any], stage: str) -> dict[str, Any]:
     list."""
     st = config["stages"][stage]
     adam = st.get("adam", "default")
-    if adam not in ADAM_IMPLEMENTATIONS:
-        raise ConfigError(f"stages.{stage}.adam must be one of {list(ADAM_IMPLEMENTATIONS)}, got {adam!r}")
+    if adam not in ADAM_OPTIONS:
+        raise ConfigError(f"stages.{stage}.adam must be one of {list(ADAM_OPTIONS)}, got {adam!r}")
     lr, warmup = recipe_learning_rate(config, stage), st["warmup"]
     if isinstance(warmup, bool) or not isinstance(warmup, (int, float)) or not 0 <= warmup < 1:
         raise ConfigError(f"stages.{stage}.warmup must be a fraction of the steps in [0, 1), got {warmup!r}")

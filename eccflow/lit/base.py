@@ -26,6 +26,9 @@ from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.eval.metrics import BitErrorRate, FrameErrorRate, frame_bit_errors
 
+ADAM_OPTIONS: dict[str, dict[str, bool]] = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+"""``torch.optim.Adam`` keyword arguments per ``adam`` setting: the same update, per-tensor, multi-tensor or one kernel."""
+
 _BASELINE_ERRORS: dict[str, torch.Tensor] = {}
 """Per-frame bit errors of a classical baseline on a validation batch, by (baseline, words) digest."""
 
@@ -156,10 +159,8 @@ class DecoderLitModule(L.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         """Adam; every group's rate rises linearly over the first ``warmup`` fraction of the steps (from 1/W of it, W the
         warm-up steps), then CosineAnnealingLR anneals it to ``lr_min`` over the remaining steps."""
-        impl = self.hparams.get("adam", "default")  # foreach / fused: multi-tensor or single-kernel Adam
-        options = {"foreach": True} if impl == "foreach" else {"fused": True} if impl == "fused" else {}
         optimizer = torch.optim.Adam(self.param_groups(), lr=self.hparams.lr, weight_decay=self.hparams.weight_decay,
-                                     **options)
+                                     **ADAM_OPTIONS[self.hparams.get("adam", "default")])
         steps = max(1, int(self.trainer.estimated_stepping_batches))
         warm = min(steps - 1, int(round(self.hparams.get("warmup", 0.0) * steps)))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps - warm, eta_min=self.hparams.lr_min)
