@@ -2,7 +2,7 @@
 
     # 1. an Optuna study of the learning rate and warm-up at each batch size (eccflow's own studies)
     .venv/bin/python benchmarks/batch_size_curves.py studies --code BCH_n31_k16 --batches 128 512 2048 8192 \
-        --words 131072 --trials 5 --out benchmarks/results/batch_size
+        --words 262144 --trials 3 --out benchmarks/results/batch_size
     # 2. learning curves at equal training words with each batch's chosen settings
     .venv/bin/python benchmarks/batch_size_curves.py curves --code BCH_n31_k16 --batches 128 512 2048 8192 \
         --words 524288 --settings benchmarks/results/batch_size/studies --out benchmarks/results/batch_size
@@ -63,14 +63,19 @@ def curve_rows(metrics_csv: Path, batch: int) -> list[dict[str, float]]:
 
 
 def run_studies(args: argparse.Namespace) -> None:
+    """One study per batch B: lr log-uniform over a ``--lr-width``-fold range centred on
+    ``--lr-center * (B / 128) ** --lr-power``, warm-up uniform in [0, ``--warmup-high``]; the sampler seed
+    differs per batch (``--sampler-seed + B``) so that the batches do not share their draws."""
     from eccflow.track.study import run_study
 
-    space = ("stages.train.search_space={lr: {type: float, low: %g, high: %g, log: true}, "
-             "warmup: {type: float, low: 0.0, high: %g}}" % (args.lr_low, args.lr_high, args.warmup_high))
     for batch in args.batches:
+        center = args.lr_center * (batch / 128) ** args.lr_power
+        low, high = center / math.sqrt(args.lr_width), center * math.sqrt(args.lr_width)
+        space = ("stages.train.search_space={lr: {type: float, low: %.4g, high: %.4g, log: true}, "
+                 "warmup: {type: float, low: 0.0, high: %g}}" % (low, high, args.warmup_high))
         overrides = [*MODEL, *args.set, *schedule_overrides(batch, args.words, args.points, args.val_frames), space,
                      "stages.train.study.objectives=[best_val_nve]", "stages.train.study.pruner=none",
-                     f"stages.train.study.sampler_seed={args.sampler_seed}"]
+                     f"stages.train.study.sampler_seed={args.sampler_seed + batch}"]
         run_study(args.code, "train", trials=args.trials, pipeline="ecct", profile="quick", overrides=overrides,
                   study_name=f"batch-size-{args.code}-b{batch}-w{args.words}", study_dir=args.out / "studies",
                   storage=args.storage)
@@ -231,8 +236,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--trials", type=int, default=5, help="studies: trials per batch size")
-    parser.add_argument("--lr-low", type=float, default=3e-4)
-    parser.add_argument("--lr-high", type=float, default=3e-2)
+    parser.add_argument("--lr-center", type=float, default=3e-3, help="studies: centre of the lr range at batch 128")
+    parser.add_argument("--lr-width", type=float, default=10.0, help="studies: high / low of the lr range")
+    parser.add_argument("--lr-power", type=float, default=0.5, help="studies: the range's centre moves as (B / 128)^power")
     parser.add_argument("--warmup-high", type=float, default=0.2)
     parser.add_argument("--sampler-seed", type=int, default=0)
     parser.add_argument("--storage", default=None, help="studies: Optuna storage URL (default mlruns/optuna.db)")
