@@ -67,6 +67,8 @@ bench-env: $(BENCH_VENV)/.installed
 
 bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/bp_throughput.py --out benchmarks/results/bp_throughput.md
+	OMP_NUM_THREADS=1 $(BENCH_VENV)/bin/python benchmarks/training_throughput.py --sections stage \
+		--out benchmarks/results/training_throughput --seconds 3 --repeats 1
 
 # Paper-style tables from the MLflow store: REPORT_ARGS="--family ecct --code BCH_n31_k16 --select champion".
 REPORT_ARGS ?=
