@@ -10,6 +10,7 @@ from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
 from eccflow.track import load_registered_decoder
+from eccflow.train import optimizer_settings
 
 TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
         "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=600", "stages.evaluate.batch_size=600",
@@ -29,7 +30,9 @@ def test_profiles_size_the_transformer_pipelines():
     quick, paper = compose("BCH_n31_k16", "ecct", "quick"), compose("BCH_n31_k16", "ecct", "paper")
     assert (quick["decoder"]["layers"], quick["decoder"]["d_model"]) == (2, 32)
     assert (paper["decoder"]["layers"], paper["decoder"]["d_model"], paper["trainer"]["max_epochs"]) == (6, 128, 1000)
-    assert paper["stages"]["train"]["lr"] == 1e-4 and paper["data"]["batches_per_epoch"] == 1000
+    assert optimizer_settings(paper, "train")["lr"] == 1e-4 and paper["data"]["batches_per_epoch"] == 1000
+    assert optimizer_settings(compose("BCH_n31_k16", "ecct", "paper", ["data.batch_size=2048"]), "train")["lr"] == \
+        pytest.approx(1e-4 * 16 ** 0.33)  # the large-batch recipe
     fecct = compose("POLAR_n64_k48", "fecct", "quick")
     assert fecct["stage_order"] == ["pretrain", "evaluate:zeroshot", "finetune", "evaluate"]
     assert fecct["stages"]["evaluate:zeroshot"]["register"] is False
