@@ -133,8 +133,14 @@ def stage_rows(seconds: float, repeats: int) -> list[dict]:
     """The train stage's own wall clock (validation included) against the reference loop, and the Lightning
     overhead per step, BCH(31,16) N=2 d=32, one thread."""
     torch.set_num_threads(1)
-    rows = []
-    for batch, steps in ((128, 500), (1024, 40)):
+    rows, shapes = [], ((128, 500), (1024, 40))
+    # the reference first, with the C library's default allocator: the train stage then keeps freed host memory
+    # in this process (eccflow.host_memory), which would also speed up anything timed after it
+    references = {}
+    for batch, _ in shapes:
+        ref, ref_steps = reference_step("BCH_n31_k16", 2, 32, batch, steps=max(3, int(20 * 128 / batch)))
+        references[batch] = max(ref_steps * timed_rate(ref, seconds) for _ in range(repeats))
+    for batch, steps in shapes:
         code = get_code("BCH_n31_k16")
         config = ecct_config(code.name, 2, 32, batch, ("trainer.max_epochs=2", f"data.batches_per_epoch={steps}",
                                                        "data.val_frames=2000"))
@@ -149,9 +155,7 @@ def stage_rows(seconds: float, repeats: int) -> list[dict]:
                 _, metrics = fit(code, no_val, Path(tmp), progress=False)
                 lightning = max(lightning, steps / metrics["train_seconds"])
         ours, _ = eccflow_step(code.name, 2, 32, batch)
-        ref, ref_steps = reference_step(code.name, 2, 32, batch, steps=max(3, int(20 * 128 / batch)))
-        bare = max(timed_rate(ours, seconds) for _ in range(repeats))
-        reference = max(ref_steps * timed_rate(ref, seconds) for _ in range(repeats))
+        bare, reference = max(timed_rate(ours, seconds) for _ in range(repeats)), references[batch]
         rows.append({"batch": batch, "stage_steps_s": stage, "lightning_no_val_steps_s": lightning,
                      "bare_steps_s": bare, "reference_steps_s": reference, "stage_ratio": stage / reference,
                      "lightning_overhead_ms": 1e3 * (1 / lightning - 1 / bare)})
@@ -211,6 +215,47 @@ def attention_row(seconds: float, repeats: int) -> dict:
             "speedup": rates["explicit"] / rates["sdpa"]}
 
 
+ALLOCATOR_PROBE = """
+import resource, sys, time, torch
+sys.path.insert(0, {here!r})
+from training_throughput import eccflow_step
+from eccflow.host_memory import keep_freed_memory
+torch.set_num_threads(1)
+if sys.argv[1] == "keep":
+    keep_freed_memory()
+step, _ = eccflow_step("BCH_n31_k16", 2, 32, int(sys.argv[2]))
+for _ in range(5):
+    step()
+steps = int(sys.argv[3])
+before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+for _ in range(steps):
+    step()
+seconds, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF)
+print(seconds / steps, (after.ru_utime - before.ru_utime) / steps, (after.ru_stime - before.ru_stime) / steps,
+      (after.ru_minflt - before.ru_minflt) / steps)
+"""
+
+
+def allocator_rows() -> list[dict]:
+    """The bare step, BCH(31,16) N=2 d=32, one thread, with the C library's default allocator and with freed host
+    memory kept in the process (:mod:`eccflow.host_memory`); each in a fresh process (the setting is for good)."""
+    import subprocess
+
+    code = ALLOCATOR_PROBE.format(here=str(Path(__file__).resolve().parent))
+    rows = []
+    for batch, steps in ((128, 30), (1024, 5)):
+        row = {"batch": batch}
+        for mode in ("system", "keep"):
+            out = subprocess.run([sys.executable, "-c", code, mode, str(batch), str(steps)], capture_output=True,
+                                 text=True, check=True).stdout.split()
+            wall, user, system, faults = (float(v) for v in out[-4:])
+            row[mode] = {"ms_per_step": 1e3 * wall, "user_ms": 1e3 * user, "system_ms": 1e3 * system,
+                         "page_faults": faults}
+        row["speedup"] = row["system"]["ms_per_step"] / row["keep"]["ms_per_step"]
+        rows.append(row)
+    return rows
+
+
 def markdown(sections: dict[str, dict]) -> str:
     lines = ["# Training throughput: eccflow ECCT vs the reference ECCT", ""]
     if "rows" in sections:
@@ -241,6 +286,16 @@ def markdown(sections: dict[str, dict]) -> str:
         lines += ["", "## CPU attention kernel, forward + backward (BCH(31,16) shapes, batch 128, 8 heads of 4)", "",
                   f"Command: `{extras['command']}`", "",
                   f"written out {a['explicit_ms']:.1f} ms, SDPA {a['sdpa_ms']:.1f} ms ({a['speedup']:.2f}x)."]
+    if "allocator" in extras:
+        lines += ["", "## Freed host memory kept in the process (BCH(31,16), N=2 d=32, bare step, one thread)", "",
+                  f"Command: `{extras['command']}`", "",
+                  "| batch | allocator | ms per step | user CPU ms | system CPU ms | page faults per step |",
+                  "|---:|---|---:|---:|---:|---:|"]
+        for r in extras["allocator"]:
+            for mode, label in (("system", "C library default"), ("keep", "kept (eccflow.host_memory)")):
+                m = r[mode]
+                lines.append(f"| {r['batch']} | {label} | {m['ms_per_step']:.1f} | {m['user_ms']:.1f} | "
+                             f"{m['system_ms']:.1f} | {m['page_faults']:,.0f} |")
     if "compile" in extras:
         c = extras["compile"]
         lines += ["", "## trainer.compile (inductor) against eager (BCH(31,16), N=2 d=32, batch 128, one thread)", "",
@@ -282,7 +337,8 @@ def main() -> None:
         write_section(args.out, "stage", {"command": command, "machine": machine,
                                           "stage": stage_rows(args.seconds, args.repeats)})
     if "extras" in args.sections:
-        extras = {"command": command, "machine": machine, "attention": attention_row(args.seconds, args.repeats)}
+        extras = {"command": command, "machine": machine, "allocator": allocator_rows(),
+                  "attention": attention_row(args.seconds, args.repeats)}
         if not args.no_compile:
             extras["compile"] = compile_row(args.seconds, args.repeats)
         write_section(args.out, "extras", extras)

@@ -45,9 +45,11 @@ def _eval(args: argparse.Namespace) -> None:
     from eccflow.config import read_group
     from eccflow.eval import evaluate_paired, json_safe, markdown_table, paired_table, plot_curves
     from eccflow.eval.baselines import parse_baseline
+    from eccflow.host_memory import keep_freed_memory
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    keep_freed_memory()
     code = get_code(args.code)
     decoders: dict[str, torch.nn.Module] = {}
     osd_max_k = int(read_group("stages", "evaluate")["osd_max_k"])

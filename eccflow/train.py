@@ -17,6 +17,7 @@ from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.flops import flops_per_frame
 from eccflow.decoders.factory import TRANSFORMER_FAMILIES, build_decoder
 from eccflow.errors import ConfigError, EccflowError
+from eccflow.host_memory import keep_freed_memory
 from eccflow.lit import DecoderLitModule, NeuralBPLitModule, TransformerLitModule, load_weights, read_checkpoint
 from eccflow.lit.base import ADAM_OPTIONS
 
@@ -196,6 +197,8 @@ def fit(
     """
     st, tr = config["stages"][stage], config["trainer"]
     check_trainer(config)
+    if tr["keep_host_memory"]:
+        keep_freed_memory()
     if st["monitor_mode"] not in ("min", "max"):
         raise ConfigError(f"stages.{stage}.monitor_mode must be 'min' or 'max', got {st['monitor_mode']!r}")
     torch.manual_seed(config["seed"])
