@@ -12,7 +12,7 @@
 #   On the CPU (a test of the script, about 5 minutes in all):
 #     ACCEL=cpu BUDGET=2 BATCHES=5 MAX_FRAMES=1000 RULE=budget OUT=/tmp/rows PY=.venv/bin/python bash benchmarks/gpu_published_rows.sh
 #
-# Eight files come back under $OUT: <tag>.json and <tag>.md for the four runs.
+# Twelve files come back under $OUT: <tag>.json, <tag>.md and <tag>.png (learning curve) for the four runs.
 set -euo pipefail
 OUT=${OUT:-benchmarks/results/gpu_published_rows}
 PY=${PY:-python3}
