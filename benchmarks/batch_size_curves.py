@@ -36,6 +36,7 @@ import yaml
 from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.train import fit, optimizer_settings
+from transformer_training import finish_panels  # benchmarks/, beside this script
 
 MODEL = ["decoder.layers=2", "decoder.d_model=32", "decoder.heads=8"]
 
@@ -215,14 +216,7 @@ def plot(record: dict, path: Path) -> None:
         base = record["runs"][0]["curve"][-1][f"val/baseline_ber_{key}"]
         ax.axhline(-math.log(max(base, 1e-12)), color="k", ls="--", lw=1, label="BP-5")
         ax.set_xscale("log")
-        ax.set_xlabel("training words seen")
-        ax.set_ylabel("-ln(BER), validation")
-        ax.set_title(f"{record['code']}, Eb/N0 {key}")
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_panels(fig, list(axes[0]), path, "-ln(BER), validation", [f"{record['code']}, Eb/N0 {key}" for key in keys])
 
 
 def main() -> None:

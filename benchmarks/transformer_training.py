@@ -24,7 +24,6 @@ import json
 import platform
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -74,15 +73,23 @@ def plot_learning_curve(record: dict, path: Path) -> Path:
             point = next((p for p in results if f"{p['ebn0_db']:g}dB" == key), None)
             if point is not None and point["ber"] > 0:
                 ax.axhline(-math.log(point["ber"]), ls="--", lw=1, color=shade, label=f"{name} (evaluation)")
+    finish_panels(fig, list(axes[0]), path, "-ln(BER)", [f"{record['config']['code']}, Eb/N0 {key}" for key in keys])
+    return path
+
+
+def finish_panels(fig, axes: list, path: Path, ylabel: str, titles: list[str]) -> None:
+    """Label the learning-curve panels (training words on x), put the legend in the first, write the PNG."""
+    import matplotlib.pyplot as plt
+
+    for ax, title in zip(axes, titles):
         ax.set_xlabel("training words seen")
-        ax.set_ylabel("-ln(BER)")
-        ax.set_title(f"{record['config']['code']}, Eb/N0 {key}")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-    return path
 
 
 def steps_per_second(code, config: dict, accelerator: str, calibration_batches: int) -> float:
