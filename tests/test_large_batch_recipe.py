@@ -89,3 +89,16 @@ def test_a_profile_that_extends_itself_is_a_clear_error(tmp_path: Path, monkeypa
     monkeypatch.setattr(config_module, "CONF_DIR", tmp_path)
     with pytest.raises(ConfigError, match="profile 'b' extends 'a', which extends it back"):
         config_module.read_profile("a")
+
+
+def test_every_pipeline_composes_under_every_profile_with_a_learning_rate() -> None:
+    from eccflow.config import CONF_DIR
+
+    profiles = sorted(p.stem for p in (CONF_DIR / "profiles").glob("*.yaml"))
+    assert {"quick", "paper", "paper_exact"} <= set(profiles)
+    for pipeline in sorted(p.stem for p in (CONF_DIR / "pipelines").glob("*.yaml")):
+        code = "scldpc_dv3_dc6_w3_L20_M50" if pipeline.startswith("nwd") else "POLAR_n64_k32"
+        for profile in profiles:
+            config = compose(code, pipeline, profile)
+            for stage in (s for s in config["stage_order"] if "adam" in config["stages"][s]):
+                assert optimizer_settings(config, stage)["lr"] > 0, (pipeline, profile, stage)
