@@ -21,7 +21,6 @@ them again with the same settings and seed would repeat the same run).
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import json
 import math
@@ -36,7 +35,7 @@ import yaml
 from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.train import fit, optimizer_settings
-from transformer_training import finish_panels  # benchmarks/, beside this script
+from transformer_training import finish_panels, learning_curve  # benchmarks/, beside this script
 
 MODEL = ["decoder.layers=2", "decoder.d_model=32", "decoder.heads=8"]
 
@@ -52,15 +51,8 @@ def schedule_overrides(batch: int, words: int, points: int, val_frames: int) -> 
 
 
 def curve_rows(metrics_csv: Path, batch: int) -> list[dict[str, float]]:
-    """Validation rows of Lightning's CSV log with the words seen so far (steps x batch)."""
-    rows: dict[int, dict[str, float]] = {}
-    with metrics_csv.open() as handle:
-        for row in csv.DictReader(handle):
-            values = {k: float(v) for k, v in row.items() if k.startswith("val/") and v != ""}
-            if values:
-                step = int(float(row["step"])) + 1
-                rows.setdefault(step, {"step": step, "words": step * batch}).update(values)
-    return [rows[s] for s in sorted(rows)]
+    """The per-epoch validation rows of Lightning's CSV log with the steps done and the words seen (steps x batch)."""
+    return [{**row, "step": row["step"] + 1, "words": (row["step"] + 1) * batch} for row in learning_curve(metrics_csv)]
 
 
 def run_studies(args: argparse.Namespace) -> None:
@@ -116,48 +108,54 @@ def study_curve(code: str, batch: int, words: int, storage: str | None) -> dict:
             "curve": [rows[s] for s in sorted(rows)]}
 
 
+def trained_curve(args: argparse.Namespace, batch: int, uri: str, experiment: str) -> dict:
+    """Train ``batch`` with its study's (or ``--lr-at`` / ``--warmup``) settings in a nested MLflow run; its curve."""
+    import mlflow
+    from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
+
+    chosen = chosen_settings(args.settings, args.code, batch)
+    lr_at = dict(item.split("=") for item in args.lr_at)
+    if str(batch) not in lr_at and "lr" not in chosen:
+        raise SystemExit(f"batch {batch}: give --lr-at {batch}=LR or --settings with its study")
+    lr = float(lr_at.get(str(batch), chosen.get("lr")))
+    warmup = args.warmup if args.warmup is not None else chosen.get("warmup", 0.0)
+    overrides = [*MODEL, *args.set, *schedule_overrides(batch, args.words, args.points, args.val_frames),
+                 f"stages.train.lr={lr}", f"stages.train.warmup={warmup}"]
+    config = compose(args.code, "ecct", "quick", overrides)
+    settings = optimizer_settings(config, "train")
+    with mlflow.start_run(experiment_id=experiment, run_name=f"b{batch}", nested=True) as run:
+        mlflow.log_params({"batch_size": batch, "lr": settings["lr"], "warmup": settings["warmup"],
+                           "words": args.words, "code": args.code})
+        with tempfile.TemporaryDirectory() as tmp:
+            csv_logger = CSVLogger(tmp, name="curve", version=0)
+            logger = MLFlowLogger(tracking_uri=uri, run_id=run.info.run_id, log_model=False)
+            _, metrics = fit(get_code(args.code), config, Path(tmp), logger=[csv_logger, logger], progress=False)
+            rows = curve_rows(Path(csv_logger.log_dir) / "metrics.csv", batch)
+        for row in rows:
+            mlflow.log_metrics({f"curve/{k.replace('val/', '')}": v for k, v in row.items() if k.startswith("val/")},
+                               step=int(row["words"]))
+    print(f"b{batch}: lr {settings['lr']:.3g}, warmup {settings['warmup']:.3f}, {metrics['train_seconds']:.0f} s, "
+          f"final " + ", ".join(f"{k}={v:.3f}" for k, v in rows[-1].items() if k.startswith("val/neg_ln")), flush=True)
+    return {"batch": batch, "lr": settings["lr"], "warmup": settings["warmup"], "study": chosen.get("study"),
+            "train_seconds": metrics["train_seconds"], "curve": rows}
+
+
 def run_curves(args: argparse.Namespace) -> None:
     import mlflow
-    from lightning.pytorch.loggers import MLFlowLogger
 
     from eccflow.track import configure_mlflow, get_or_create_experiment
 
     uri = configure_mlflow(None)
     experiment = get_or_create_experiment("eccflow-batch-size")
-    lr_at = dict(item.split("=") for item in args.lr_at)
     record = {"code": args.code, "words": args.words, "points": args.points, "val_frames": args.val_frames,
               "date": datetime.date.today().isoformat(), "machine": platform.machine(), "torch": torch.__version__,
-              "threads": torch.get_num_threads(), "command": "python " + " ".join(sys.argv), "runs": []}
+              "threads": torch.get_num_threads(), "command": "python " + " ".join(sys.argv)}
     with mlflow.start_run(experiment_id=experiment, run_name=f"batch-size curves {args.code}") as parent:
-        for batch in args.batches if not args.from_studies else ():
-            chosen = chosen_settings(args.settings, args.code, batch)
-            if str(batch) not in lr_at and "lr" not in chosen:
-                raise SystemExit(f"batch {batch}: give --lr-at {batch}=LR or --settings with its study")
-            lr = float(lr_at.get(str(batch), chosen.get("lr")))
-            warmup = args.warmup if args.warmup is not None else chosen.get("warmup", 0.0)
-            overrides = [*MODEL, *args.set, *schedule_overrides(batch, args.words, args.points, args.val_frames),
-                         f"stages.train.lr={lr}", f"stages.train.warmup={warmup}"]
-            config = compose(args.code, "ecct", "quick", overrides)
-            settings = optimizer_settings(config, "train")
-            with mlflow.start_run(experiment_id=experiment, run_name=f"b{batch}", nested=True) as run:
-                mlflow.log_params({"batch_size": batch, "lr": settings["lr"], "warmup": settings["warmup"],
-                                   "words": args.words, "code": args.code})
-                with tempfile.TemporaryDirectory() as tmp:
-                    csv_logger = _csv_logger(tmp)
-                    logger = MLFlowLogger(tracking_uri=uri, run_id=run.info.run_id, log_model=False)
-                    _, metrics = fit(get_code(args.code), config, Path(tmp), logger=[csv_logger, logger], progress=False)
-                    rows = curve_rows(Path(csv_logger.log_dir) / "metrics.csv", batch)
-                for row in rows:
-                    mlflow.log_metrics({f"curve/{k.replace('val/', '')}": v for k, v in row.items() if k.startswith("val/")},
-                                       step=int(row["words"]))
-            entry = {"batch": batch, "lr": settings["lr"], "warmup": settings["warmup"], "study": chosen.get("study"),
-                     "train_seconds": metrics["train_seconds"], "curve": rows}
-            record["runs"].append(entry)
-            print(f"b{batch}: lr {settings['lr']:.3g}, warmup {settings['warmup']:.3f}, {metrics['train_seconds']:.0f} s, "
-                  f"final " + ", ".join(f"{k}={v:.3f}" for k, v in rows[-1].items() if k.startswith("val/neg_ln")), flush=True)
         if args.from_studies:
             record["runs"] = [study_curve(args.code, batch, args.words, args.storage) for batch in args.batches]
             record["source"] = "the best trial of each batch's study (its MLflow run)"
+        else:
+            record["runs"] = [trained_curve(args, batch, uri, experiment) for batch in args.batches]
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"curves_{args.code}"
         stem.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
@@ -166,12 +164,6 @@ def run_curves(args: argparse.Namespace) -> None:
         for suffix in (".json", ".md", ".png"):
             mlflow.log_artifact(str(stem.with_suffix(suffix)))
         print(f"MLflow run {parent.info.run_id}; wrote {stem}.json/.md/.png")
-
-
-def _csv_logger(root: str):
-    from lightning.pytorch.loggers import CSVLogger
-
-    return CSVLogger(root, name="curve", version=0)
 
 
 def _ebn0_keys(record: dict) -> list[str]:

@@ -4,9 +4,8 @@ glibc's ``malloc`` serves every block above its mmap threshold (128 kB to 32 MB)
 unmaps it on ``free``: each step's activation tensors then come back as new pages, each zeroed by the kernel on
 its first touch. The bare ECCT step on BCH(31,16), one CPU thread, spends 10 ms of system time per 102 ms step
 at batch 128 and 334 ms per 957 ms step at batch 1024 that way (``benchmarks/results/training_throughput/``).
-Setting ``M_MMAP_MAX``
-to 0 and the trim threshold to its maximum keeps freed blocks in the heap, so later steps reuse them; the
-process keeps its peak memory instead of returning it. Numerics are unchanged. PyTorch's CPU tuning guide
+Setting ``M_MMAP_MAX`` to 0 and the trim threshold to its maximum keeps freed blocks in the heap, so later steps
+reuse them; the process keeps its peak memory instead of returning it. Numerics are unchanged. PyTorch's CPU tuning guide
 reaches the same effect by preloading jemalloc or tcmalloc.
 """
 from __future__ import annotations
