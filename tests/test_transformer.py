@@ -11,6 +11,7 @@ from eccflow.codes.graph import tanner_distances
 from eccflow.decoders.transformer import TransformerConfig, TransformerDecoder, decision, noise_target
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.nn.attention import explicit_attention
+from eccflow.nn.fused_attention import kernel as fused_kernel
 
 ECCT = dict(layers=2, d_model=32, heads=4)
 FECCT = dict(layers=2, d_model=32, heads=4, embedding="type", bias="distance", max_distance=3, output="shared")
@@ -181,9 +182,17 @@ def test_nve_leaves_out_points_where_the_baseline_made_no_error():
 
 
 def test_auto_attention_goes_sparse_only_for_sparse_masks_of_long_codes():
+    def chosen(model):
+        return model.impl_for(model.graph, torch.zeros(1, model.graph.n))
+
+    cpu_kernel = "fused" if fused_kernel() is not None else "dense"
     dense_mask = TransformerDecoder(get_code("BCH_n255_k207"), {"layers": 1, "d_model": 16, "heads": 2})
-    assert dense_mask.graph.kept_fraction > 0.5 and dense_mask.impl_for(dense_mask.graph) == "dense"
+    assert dense_mask.graph.kept_fraction > 0.5 and chosen(dense_mask) == cpu_kernel
     sparse_mask = TransformerDecoder(get_code("LDPC_n648_k486"), {"layers": 1, "d_model": 16, "heads": 2})
-    assert sparse_mask.graph.kept_fraction < 0.1 and sparse_mask.impl_for(sparse_mask.graph) == "sparse"
+    assert sparse_mask.graph.kept_fraction < 0.1 and chosen(sparse_mask) == "sparse"
     short = TransformerDecoder(get_code("LDPC_n49_k24"), {"layers": 1, "d_model": 16, "heads": 2})
-    assert short.impl_for(short.graph) == "dense"
+    assert chosen(short) == cpu_kernel
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert chosen(short) == "dense"  # the kernel is float32 only
+    dropout = TransformerDecoder(get_code("LDPC_n49_k24"), {"layers": 1, "d_model": 16, "heads": 2, "dropout": 0.1})
+    assert chosen(dropout.train()) == "dense" and chosen(dropout.eval()) == cpu_kernel

@@ -41,6 +41,8 @@ from eccflow.config import dataclass_from_dict
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
 from eccflow.nn import AttentionBias, AttentionImpl, EncoderBlock
+from eccflow.nn.fused_attention import build_error as fused_build_error
+from eccflow.nn.fused_attention import kernel as fused_kernel
 from eccflow.nn.ternary import SCALE_GRADS, ternary_factory
 
 
@@ -103,8 +105,10 @@ class TransformerConfig:
             raise ConfigError(f"decoder.quantization must be none, aap or percentile, got {self.quantization!r}")
         if self.quant_scale_grad not in SCALE_GRADS:
             raise ConfigError(f"decoder.quant_scale_grad must be one of {SCALE_GRADS}, got {self.quant_scale_grad!r}")
-        if self.impl not in ("auto", "dense", "sparse"):
-            raise ConfigError(f"decoder.impl must be auto, dense or sparse, got {self.impl!r}")
+        if self.impl not in ("auto", *(e.value for e in AttentionImpl)):
+            raise ConfigError(f"decoder.impl must be auto, dense, sparse or fused, got {self.impl!r}")
+        if self.impl == AttentionImpl.FUSED.value and self.dropout:
+            raise ConfigError("decoder.impl=fused has no attention dropout; use dropout: 0 or impl: dense")
         if self.spe_dim < 0 or not 0 <= self.dropout < 1:
             raise ConfigError(f"need spe_dim >= 0 and 0 <= dropout < 1, got {self.spe_dim}, {self.dropout}")
         if self.spe_dim and self.spe_channels >= self.d_model:
@@ -191,11 +195,26 @@ class TransformerDecoder(nn.Module):
         device = self.token_embedding.device
         self.code, self.graph = code, TokenGraph(code, self.config.max_distance, self.config.spe_dim).to(device)
 
-    def impl_for(self, graph: TokenGraph) -> str:
+    def impl_for(self, graph: TokenGraph, llr: torch.Tensor) -> str:
+        """The attention implementation for these inputs: the configured one, or for ``auto`` sparse on long
+        sparse codes, else the fused CPU kernel where it applies (float32 on the CPU, no autocast, no
+        attention dropout, not inside ``torch.compile``), else dense."""
+        fusable = (llr.device.type == "cpu" and llr.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
+                   and not torch.compiler.is_compiling())
+        if self.config.impl == AttentionImpl.FUSED.value:
+            if not fusable:
+                raise ConfigError("decoder.impl=fused runs on float32 CPU inputs outside torch.compile and autocast; "
+                                  f"got {llr.dtype} on {llr.device.type}; use impl: auto or dense")
+            if fused_kernel() is None:
+                raise ConfigError(f"decoder.impl=fused: {fused_build_error()}")
+            return self.config.impl
         if self.config.impl != "auto":
             return self.config.impl
-        sparse = graph.tokens >= SPARSE_MIN_TOKENS and graph.kept_fraction <= SPARSE_MAX_KEPT
-        return AttentionImpl.SPARSE.value if sparse else AttentionImpl.DENSE.value
+        if graph.tokens >= SPARSE_MIN_TOKENS and graph.kept_fraction <= SPARSE_MAX_KEPT:
+            return AttentionImpl.SPARSE.value
+        if fusable and not (self.training and self.config.dropout) and fused_kernel() is not None:
+            return AttentionImpl.FUSED.value
+        return AttentionImpl.DENSE.value
 
     def embed(self, llr: torch.Tensor, graph: TokenGraph) -> torch.Tensor:
         """Tokens (B, N, d_model) from channel LLRs (B, n)."""
@@ -225,7 +244,7 @@ class TransformerDecoder(nn.Module):
         if llr.dim() != 2 or llr.shape[1] != graph.n:
             raise ConfigError(f"{graph.code_name}: expected LLRs of shape (B, {graph.n}), got {tuple(llr.shape)}")
         x = self.embed(llr, graph)
-        impl = self.impl_for(graph)
+        impl = self.impl_for(graph, llr)
         for block in self.blocks:
             x = block(x, graph.distance, impl)
         scalars = self.to_scalar(self.final_norm(x)).squeeze(-1)  # (B, N)

@@ -10,11 +10,13 @@ matrix D (tokens = n variables then m checks):
   D in {0, 1} (variable<->check), the second half only D in {0, 2} (same-type pairs sharing a
   neighbour).
 
-Two implementations compute the same function: ``dense`` (all N x N scores, masked) and
-``sparse`` (only allowed (query, key) pairs, packed per query into a padded neighbour list). ``dense``
-runs ``torch.nn.functional.scaled_dot_product_attention`` on CUDA (fused kernels) and the same
-equation written out (:func:`explicit_attention`) on the CPU, where it is faster than the SDPA math
-kernel and ``torch.compile`` can fuse the mask, scale and softmax. Heads carry a
+Three implementations compute the same function: ``dense`` (all N x N scores, masked), ``sparse``
+(only allowed (query, key) pairs, packed per query into a padded neighbour list) and ``fused`` (the
+CPU kernel of :mod:`eccflow.nn.fused_attention`: one pass per query over its allowed keys, heads as
+vector lanes, no (B, h, N, N) tensor in torch). ``dense`` runs
+``torch.nn.functional.scaled_dot_product_attention`` on CUDA (fused kernels) and the same equation
+written out (:func:`explicit_attention`) on the CPU, where it is faster than the SDPA math kernel and
+``torch.compile`` can fuse the mask, scale and softmax. Heads carry a
 ``head_mask`` (heads,) — or (B, heads) while Fisher importance is scored per sample — and can be
 removed physically with :meth:`prune_heads`.
 """
@@ -29,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eccflow.errors import ConfigError
+from eccflow.nn.fused_attention import LANES, FusedAttention, fused_attention, key_slots, slot_bias
 
 Linear = Callable[[int, int], nn.Module]
 
@@ -41,8 +44,7 @@ class AttentionBias(str, Enum):
 class AttentionImpl(str, Enum):
     DENSE = "dense"
     SPARSE = "sparse"
-
-
+    FUSED = "fused"
 
 
 class CodeAwareSelfAttention(nn.Module):
@@ -100,6 +102,8 @@ class CodeAwareSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, distance: torch.Tensor, impl: str | AttentionImpl = AttentionImpl.DENSE) -> torch.Tensor:
         batch, tokens, _ = x.shape
+        if AttentionImpl(impl) is AttentionImpl.FUSED:
+            return self._fused_forward(x, distance)
         q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, self.d_head).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, dh)
         bias = self.score_bias(distance)
         p = self.dropout if self.training else 0.0
@@ -111,6 +115,37 @@ class CodeAwareSelfAttention(nn.Module):
             context = explicit_attention(q, k, v, bias.to(q.dtype), dropout=p)
         context = context * _per_sample(self.head_mask).unsqueeze(-1).unsqueeze(-1)
         return self.out(context.transpose(1, 2).reshape(batch, tokens, self.heads * self.d_head))
+
+    def _fused_forward(self, x: torch.Tensor, distance: torch.Tensor) -> torch.Tensor:
+        """The ``fused`` implementation (float32 CPU, no attention dropout)."""
+        batch, tokens, _ = x.shape
+        bias = self.score_bias(distance)
+        mask = _per_sample(self.head_mask)
+        if not (_plain_linear(self.qkv) and _plain_linear(self.out) and self.heads % LANES == 0):
+            context = fused_attention(self.qkv(x), bias, self.heads).view(batch, tokens, self.heads, self.d_head)
+            return self.out((context * mask.unsqueeze(1).unsqueeze(-1)).reshape(batch, tokens, -1))
+        # Plain projections: permute their weights so Q, K, V arrive head-innermost, (3, d_h, h) per token,
+        # as the kernel reads them, and the context leaves in the same order: no layout copy of activations.
+        columns = _head_minor_order(self.heads, self.d_head, x.device)
+        rows = torch.cat([columns + part * self.heads * self.d_head for part in range(3)])
+        qkv_bias = None if self.qkv.bias is None else self.qkv.bias[rows]
+        qkv = F.linear(x, self.qkv.weight[rows], qkv_bias).view(batch, tokens, 3, self.d_head, self.heads)
+        keys, valid = self._key_slots(bias)
+        context = FusedAttention.apply(qkv, keys, slot_bias(bias, keys, valid).contiguous())  # (B, N, d_h, h)
+        out_weight = self.out.weight[:, columns]
+        if self.head_mask.dim() == 1:  # one mask for the batch: fold it into the output projection's columns
+            out_weight = out_weight * self.head_mask.repeat(self.d_head)
+        else:
+            context = context * mask.view(mask.shape[0], 1, 1, -1)
+        return F.linear(context.reshape(batch, tokens, -1), out_weight, self.out.bias)
+
+    def _key_slots(self, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`key_slots` of the bias, kept while the allowed pattern (code, heads) stays the same."""
+        pattern = torch.isfinite(bias)
+        cached = getattr(self, "_slots", None)
+        if cached is None or cached[0].shape != pattern.shape or not torch.equal(cached[0], pattern):
+            self._slots = cached = (pattern, *key_slots(bias.detach()))
+        return cached[1], cached[2]
 
     @torch.no_grad()
     def prune_heads(self, keep: torch.Tensor | list[int]) -> None:
@@ -161,6 +196,16 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     if dropout:
         weights = F.dropout(weights, dropout)
     return torch.einsum("bhnk,bhnkd->bhnd", weights, values)
+
+
+def _plain_linear(layer: nn.Module) -> bool:
+    return type(layer) is nn.Linear
+
+
+def _head_minor_order(heads: int, d_head: int, device: torch.device) -> torch.Tensor:
+    """Channel permutation (h, d_h) -> (d_h, h): entry d h_count + head holds channel head d_h + d."""
+    return (torch.arange(heads, device=device).view(1, -1) * d_head
+            + torch.arange(d_head, device=device).view(-1, 1)).reshape(-1)
 
 
 def _per_sample(mask: torch.Tensor) -> torch.Tensor:
