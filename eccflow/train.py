@@ -113,7 +113,8 @@ def build_datamodule(code: Code, config: dict[str, Any], stage: str = "train") -
                   val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"], seed=config["seed"], num_workers=d["num_workers"],
                   sampling=d["sampling"])
     if st.get("codes"):
-        return MultiCodeDataModule(st["codes"], d["train_ebn0_db"], weights=st.get("weights"), **common)
+        return MultiCodeDataModule(st["codes"], d["train_ebn0_db"], weights=st.get("weights"),
+                                   heldout=st.get("heldout") or (), **common)
     dec = config.get("decoder", {})
     if dec.get("channel", "awgn") == "bicm":  # the BICM system the decoder declares (SBND)
         return BICMDataModule(code, d["train_ebn0_db"], modulation=dec.get("modulation", "qam"),
@@ -136,11 +137,12 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
     net = build_decoder(code, dec)
     if init_checkpoint:
         load_weights(net, init_checkpoint)
-    codes = [get_code(c) for c in st["codes"]] if st.get("codes") else [code]
+    heldout = list(st.get("heldout") or ()) if st.get("codes") else []
+    codes = [get_code(c) for c in [*st["codes"], *heldout]] if st.get("codes") else [code]
     baselines = {c.name: BeliefPropagationDecoder(c, iterations=int(dec.get("iterations", st["baseline_iterations"])),
                                                   check_update=dec.get("check_update", "sum-product")) for c in codes}
     common = dict(**optimizer_settings(config, stage), baseline=baselines,
-                  val_codes=[c.name for c in codes] if st.get("codes") else None)
+                  val_codes=[c.name for c in codes] if st.get("codes") else None, heldout_codes=heldout)
     if dec["family"] in TRANSFORMER_FAMILIES:
         return TransformerLitModule(net, dec, code.name, **common)
     if dec["family"] == "sbnd":
@@ -213,7 +215,7 @@ def fit(
         max_epochs=int(st.get("max_epochs") or tr["max_epochs"]), gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
         logger=logger, callbacks=[checkpoint, *callbacks], default_root_dir=str(out_dir),
         reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
-        log_every_n_steps=10,
+        log_every_n_steps=10, num_sanity_val_steps=0,  # validation is tested; a pre-training pass would only cost time
     )
     resume = _resume_checkpoint(ckpt_dir)
     resumed_epoch = int(read_checkpoint(resume)["epoch"]) + 1 if resume else 0

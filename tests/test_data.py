@@ -136,7 +136,18 @@ def test_mixture_validation_per_code_and_ebn0_matches_single_code_streams() -> N
     assert [digest(b["llr"]) for b in polar_5db] == [digest(b["llr"]) for b in single]
 
 
+def test_heldout_codes_are_validated_but_never_trained_on() -> None:
+    dm = _mixture(heldout=["BCH_n63_k36"])
+    assert {b["code"] for b in _trained_on(dm)} == {BCH, "POLAR_n64_k48", "LDPC_n49_k24"}
+    assert dm.val_keys[-2:] == [("BCH_n63_k36", 4.0), ("BCH_n63_k36", 5.0)]
+    heldout_4db = list(dm.val_dataloader()[6])
+    assert all(b["code"] == "BCH_n63_k36" and b["llr"].shape[1] == 63 for b in heldout_4db)
+    single = fixed_stream(get_code("BCH_n63_k36"), 4.0, 30, 16, "random", 5)
+    assert [digest(b["llr"]) for b in heldout_4db] == [digest(b["llr"]) for b in single]
+
+
 @pytest.mark.parametrize("kw, message", [
+    (dict(heldout=["LDPC_n49_k24"]), "never enter the mixture.*LDPC_n49_k24"),
     (dict(weights=[1, 1]), "one mixture weight per code"),
     (dict(weights=[1, -1, 1]), "finite, >= 0"),
     (dict(weights=[0, 0, 0]), "not all zero"),

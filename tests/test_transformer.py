@@ -196,3 +196,18 @@ def test_auto_attention_goes_sparse_only_for_sparse_masks_of_long_codes():
         assert chosen(short) == "dense"  # the kernel is float32 only
     dropout = TransformerDecoder(get_code("LDPC_n49_k24"), {"layers": 1, "d_model": 16, "heads": 2, "dropout": 0.1})
     assert chosen(dropout.train()) == "dense" and chosen(dropout.eval()) == cpu_kernel
+
+
+def test_feedforward_channel_mask_folded_into_the_output_weights_equals_masking_the_activations():
+    from eccflow.nn.feedforward import FeedForward
+
+    torch.manual_seed(0)
+    ffn = FeedForward(8, 16)
+    ffn.channel_mask = torch.rand(16).requires_grad_(True)
+    x = torch.randn(3, 5, 8)
+    folded = ffn(x)
+    folded.sum().backward()
+    reference = ffn.down(ffn.act(ffn.up(x)) * ffn.channel_mask.detach())
+    mask = ffn.channel_mask.detach().clone().requires_grad_(True)
+    ffn.down(ffn.act(ffn.up(x)) * mask).sum().backward()
+    assert torch.allclose(folded, reference, atol=1e-6) and torch.allclose(ffn.channel_mask.grad, mask.grad, atol=1e-5)

@@ -47,6 +47,22 @@ def test_ecct_pipeline_trains_evaluates_and_registers():
     assert type(registered).__name__ == "TransformerDecoder" and registered.code.name == "BCH_n15_k7"
 
 
+def test_universal_pretraining_validates_heldout_codes_zero_shot():
+    universal = compose("BCH_n31_k16", "universal", "quick")
+    mixture, heldout = universal["stages"]["pretrain"]["codes"], universal["stages"]["pretrain"]["heldout"]
+    assert universal["stage_order"] == ["pretrain"] and len(heldout) >= 8 and not set(mixture) & set(heldout)
+    tiny = [o for o in TINY if not o.startswith(("stages.evaluate", "tracking"))]  # the pipeline has no evaluate stage
+    overrides = [*tiny, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.pretrain.heldout=[POLAR_n32_k16]"]
+    summary = run_pipeline("BCH_n31_k16", "universal", overrides=overrides, log=_quiet)
+    run = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("eccflow").experiment_id],
+                                     "tags.stage = 'pretrain'")[0]
+    assert {"val/nve", "val/nve_heldout", "val/neg_ln_ber_POLAR_n32_k16_5dB"} <= set(run.data.metrics)
+    assert summary["stages"]["pretrain"]["outputs"]["checkpoint"]
+    with pytest.raises(ConfigError, match="never enter the mixture"):
+        run_pipeline("BCH_n31_k16", "universal", log=_quiet,
+                     overrides=[*tiny, "stages.pretrain.codes=[BCH_n15_k7]", "stages.pretrain.heldout=[BCH_n15_k7]"])
+
+
 @pytest.mark.slow
 def test_fecct_pretraining_is_shared_between_target_codes():
     first = run_pipeline("POLAR_n32_k16", "fecct", overrides=FECCT_TINY, log=_quiet)

@@ -79,14 +79,17 @@ class MultiCodeDataModule(SampledDataModule):
     """Mixture of codes with sampling ``weights`` (uniform by default); one code per training batch.
 
     ``codes``: ``Code`` objects or names for :func:`eccflow.codes.get_code` (names must be distinct).
-    Validation: one fixed stream per (code, Eb/N0), dataloader index ``i * len(val_ebn0_db) + j`` for code i
-    and Eb/N0 j (see :attr:`val_keys`); each is identical to ``AWGNDataModule``'s stream for that code alone,
-    so per-code numbers compare with single-code training. Needs ``reload_dataloaders_every_n_epochs=1``.
+    ``heldout``: codes that are validated on but never trained on (zero-shot), disjoint from ``codes``.
+    Validation: one fixed stream per (code, Eb/N0), mixture codes then held-out codes, dataloader index
+    ``i * len(val_ebn0_db) + j`` for code i and Eb/N0 j (see :attr:`val_keys`); each is identical to
+    ``AWGNDataModule``'s stream for that code alone, so per-code numbers compare with single-code training.
+    Needs ``reload_dataloaders_every_n_epochs=1``.
     The channel is BPSK-AWGN (a BICM channel's interleaver is tied to one n).
     """
 
     def __init__(self, codes: Sequence[Code | str], train_ebn0_db: Sequence[float] | float,
-                 weights: Sequence[float] | None = None, batch_size: int = 128, batches_per_epoch: int = 100,
+                 weights: Sequence[float] | None = None, heldout: Sequence[Code | str] = (), batch_size: int = 128,
+                 batches_per_epoch: int = 100,
                  codewords: str = "zero", val_ebn0_db: Sequence[float] = (4.0, 5.0, 6.0), val_frames: int = 2000,
                  val_batch_size: int = 2000, seed: int = 0, num_workers: int = 0, sampling: str = "device") -> None:
         super().__init__()
@@ -97,6 +100,10 @@ class MultiCodeDataModule(SampledDataModule):
         names = [c.name for c in self.codes]
         if len(set(names)) != len(names):
             raise ConfigError(f"codes in a mixture must be distinct, got {names}")
+        self.heldout = [get_code(c) for c in heldout]
+        overlap = sorted(set(names) & {c.name for c in self.heldout})
+        if overlap:
+            raise ConfigError(f"held-out codes must never enter the mixture; in both lists: {overlap}")
         self.probabilities = mixture_weights(weights, len(self.codes))
         if codewords not in ("zero", "random"):
             raise ConfigError(f"codewords must be 'zero' or 'random', got {codewords!r}")
@@ -114,9 +121,14 @@ class MultiCodeDataModule(SampledDataModule):
         return [c.name for c in self.codes]
 
     @property
+    def val_codes(self) -> list[Code]:
+        """The validated codes: the mixture's, then the held-out ones."""
+        return self.codes + self.heldout
+
+    @property
     def val_keys(self) -> list[tuple[str, float]]:
         """(code name, Eb/N0) of each validation dataloader, in dataloader order."""
-        return [(c.name, e) for c in self.codes for e in self.val_ebn0_db]
+        return [(c.name, e) for c in self.val_codes for e in self.val_ebn0_db]
 
     def train_dataloader(self) -> DataLoader:
         if self.sampling is Sampling.DEVICE:  # (batch number, code index); on_after_batch_transfer draws the batch
@@ -136,7 +148,7 @@ class MultiCodeDataModule(SampledDataModule):
     def val_dataloader(self) -> list[DataLoader]:
         if self._val is None:
             self._val = []
-            for index, code in enumerate(self.codes):
+            for index, code in enumerate(self.val_codes):
                 for e in self.val_ebn0_db:
                     batches = fixed_stream(code, e, self.val_frames, self.val_batch_size, self.codewords, self.seed,
                                            self.channel)

@@ -74,6 +74,7 @@ class DecoderLitModule(L.LightningModule):
         weight_decay: float = 0.0,
         baseline: nn.Module | dict[str, nn.Module] | None = None,
         val_codes: Sequence[str] | None = None,
+        heldout_codes: Sequence[str] = (),
         delta_lr: float | None = None,
         adam: str = "default",
         compile: str | None = None,
@@ -128,7 +129,10 @@ class DecoderLitModule(L.LightningModule):
             self.baseline_ber[dataloader_idx].update_frame_errors(cached_frame_errors(baseline, batch), batch["bits"].shape[-1])
 
     def on_validation_epoch_end(self) -> None:
-        ratios = []
+        """Per (code, Eb/N0): BER, FER, -ln(BER) and the baseline's BER. ``val/nve`` (the monitor) is the NVE over
+        the trained codes; held-out codes (decoded zero-shot) get their own ``val/nve_heldout``."""
+        heldout = set(self.hparams.get("heldout_codes") or ())
+        ratios, heldout_ratios = [], []
         for i, (code, ebn0) in enumerate(self.val_keys):
             ber, fer = float(self.val_ber[i].compute()), float(self.val_fer[i].compute())
             key = db_key(ebn0) if code is None else f"{code}_{db_key(ebn0)}"
@@ -138,12 +142,14 @@ class DecoderLitModule(L.LightningModule):
             if self.baselines:
                 base = float(self.baseline_ber[i].compute())
                 self.log(f"val/baseline_ber_{key}", base, add_dataloader_idx=False)
-                ratios.append((ber, base))
+                (heldout_ratios if code in heldout else ratios).append((ber, base))
             self.val_ber[i].reset()
             self.val_fer[i].reset()
         if self.baselines:
             self._baseline_done = True
             self.log("val/nve", normalized_validation_error(ratios), prog_bar=True, add_dataloader_idx=False)
+            if heldout_ratios:
+                self.log("val/nve_heldout", normalized_validation_error(heldout_ratios), add_dataloader_idx=False)
 
     def param_groups(self) -> list[dict[str, Any]]:
         """Adam parameter groups: everything at ``lr``; with ``delta_lr`` set, the ternary scales

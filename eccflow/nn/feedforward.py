@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from eccflow.errors import ConfigError
@@ -29,8 +30,12 @@ class FeedForward(nn.Module):
         self.register_buffer("channel_mask", torch.ones(d_ff))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.dropout(self.act(self.up(x)))
+        if self.channel_mask.dim() == 1 and type(self.down) is nn.Linear:
+            # one mask for the batch: W_2 (m * h) = (W_2 diag m) h, scaling 32 x d_ff weights, not B x N x d_ff activations
+            return F.linear(hidden, self.down.weight * self.channel_mask, self.down.bias)
         mask = self.channel_mask if self.channel_mask.dim() == 1 else self.channel_mask.unsqueeze(1)  # (B, 1, d_ff)
-        return self.down(self.dropout(self.act(self.up(x)) * mask))
+        return self.down(hidden * mask)
 
     @torch.no_grad()
     def prune_channels(self, keep: torch.Tensor | list[int]) -> None:

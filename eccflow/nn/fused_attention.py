@@ -2,9 +2,12 @@
 
 With the 4-dimensional heads of ECCT N=2 d=32 the written-out attention spends most of its time moving
 (B, h, N, N) score tensors through memory (matmul, bias add, softmax, their backward, layout copies).
-The kernel in ``fused_attention.c`` reads the QKV projection as it is laid out, (B, N, 3, h, d_h), keeps a
-batch element's keys and values in cache, and writes the context as the output projection reads it,
-(B, N, h, d_h); its backward gives the gradients of the projection and of the bias g.
+The kernel in ``fused_attention.c`` makes the heads its vector lanes: it reads Q, K, V head-innermost,
+(B, N, 3, d_h, HP) with HP the head count padded to a multiple of eight, visits per query only the keys some
+head may attend to (``key_slots``), and writes the context in the same layout; its backward gives the
+gradients of Q, K, V and of the bias g. :class:`~eccflow.nn.attention.CodeAwareSelfAttention` gets that
+layout without copies by permuting its projections' weights; :func:`fused_attention` converts any other
+input.
 
 The C file is compiled once per machine with the system C compiler (``CC``, else ``cc``) into
 ``$ECCFLOW_KERNEL_CACHE`` (default ``~/.cache/eccflow/kernels``), keyed by the source, the flags and the

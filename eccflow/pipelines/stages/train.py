@@ -29,11 +29,23 @@ def train(ctx: StageContext) -> StageResult:
     return _fit_and_log(ctx, ctx.code)
 
 
-@stage("pretrain", code_independent=True)
+def check_mixture(name: str, st: dict) -> None:
+    """The mixture and held-out lists of a pretrain stage, checked before the pipeline does any work: both
+    resolve to codes, the mixture is not empty and no held-out code is in it."""
+    if not st.get("codes"):
+        raise ConfigError(f"stages.{name}.codes must list the codes of the pretraining mixture")
+    heldout = st.get("heldout") or []
+    if not isinstance(heldout, list):
+        raise ConfigError(f"stages.{name}.heldout must be a list of code names, got {heldout!r}")
+    mixture = {get_code(c).name for c in st["codes"]}
+    overlap = sorted(mixture & {get_code(c).name for c in heldout})
+    if overlap:
+        raise ConfigError(f"stages.{name}: held-out codes must never enter the mixture; in both lists: {overlap}")
+
+
+@stage("pretrain", code_independent=True, check=check_mixture)
 def pretrain(ctx: StageContext) -> StageResult:
     codes = ctx.stage_config["codes"]
-    if not codes:
-        raise ConfigError("stages.pretrain.codes must list the codes of the pretraining mixture")
     mlflow.set_tags({"pretrain_codes": ",".join(codes), "target_seen_in_pretraining": str(ctx.code.name in codes)})
     return _fit_and_log(ctx, get_code(codes[0]))
 
