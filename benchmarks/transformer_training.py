@@ -77,12 +77,13 @@ def plot_learning_curve(record: dict, path: Path) -> Path:
     return path
 
 
-def finish_panels(fig, axes: list, path: Path, ylabel: str, titles: list[str]) -> None:
-    """Label the learning-curve panels (training words on x), put the legend in the first, write the PNG."""
+def finish_panels(fig, axes: list, path: Path, ylabel: str, titles: list[str], xlabels: list[str] | None = None) -> None:
+    """Label the learning-curve panels (training words on x unless ``xlabels`` says otherwise), put the legend in
+    the first, write the PNG."""
     import matplotlib.pyplot as plt
 
-    for ax, title in zip(axes, titles):
-        ax.set_xlabel("training words seen")
+    for ax, title, xlabel in zip(axes, titles, xlabels or ["training words seen"] * len(axes)):
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)

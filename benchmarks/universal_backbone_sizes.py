@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from transformer_training import learning_curve  # noqa: E402
+from transformer_training import finish_panels, learning_curve  # noqa: E402
 
 from eccflow.codes import get_code  # noqa: E402
 from eccflow.config import compose  # noqa: E402
@@ -116,17 +116,11 @@ def plot(records: list[dict], path: Path) -> None:
         axes[1].plot([row["train_seconds"] / 60 for row in rows], [row["val/nve_heldout"] for row in rows], marker="o",
                      ms=3, label=label)
         axes[2].plot([row["words"] for row in rows], [row["val/nve"] for row in rows], marker="o", ms=3, label=label)
-    for ax, xlabel, title in zip(axes, ("training words", "training CPU minutes (one thread)", "training words"),
-                                 ("held-out codes, zero-shot", "held-out codes, zero-shot", "mixture codes")):
+    for ax in axes:
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("NVE against BP-5 (lower is better)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_panels(fig, list(axes), path, "NVE against BP-5 (lower is better)",
+                  ["held-out codes, zero-shot", "held-out codes, zero-shot", "mixture codes"],
+                  ["training words", "training CPU minutes (one thread)", "training words"])
 
 
 def report(args: argparse.Namespace) -> None:

@@ -10,7 +10,8 @@ The run lives in a git worktree of the pinned commit (``--workdir``, default ``.
 its own MLflow store and stage cache, so later changes to this checkout never touch its cache key. ``save``
 copies the pretrain stage's ``last.ckpt`` (weights, optimiser, step, loop state: the data stream is a function of
 the seed and the step) to ``benchmarks/results/universal/state/``, and merges the zero-shot learning curve
-(every ``val/`` metric of every resumed run, by step) into ``curve.json`` and ``curve.png``. ``resume`` puts a
+(every ``val/`` metric of every resumed run, by step) into ``curve.json`` and ``curve.png``, which it also logs
+to the worktree's MLflow store (experiment ``eccflow-universal``). ``resume`` puts a
 committed ``last.ckpt`` back into the stage folder when the worktree has none, then starts the runner, which
 resumes from it.
 """
@@ -126,10 +127,16 @@ def save(run: dict, workdir: Path) -> None:
     if last is None or not last.is_file():
         fail(f"no last.ckpt under {workdir / 'mlruns' / 'cache'}: nothing to save yet")
     STATE.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(last, STATE)
     import torch
 
-    state = torch.load(STATE, map_location="cpu", weights_only=False)
+    copy = STATE.with_suffix(".tmp")
+    shutil.copyfile(last, copy)
+    try:  # the run may have been writing it at that moment: keep the previous state then
+        state = torch.load(copy, map_location="cpu", weights_only=False)
+    except Exception as error:  # noqa: BLE001 - any unreadable file means the same thing here
+        copy.unlink()
+        fail(f"{last} could not be read ({type(error).__name__}); it was probably being written: run save again")
+    copy.replace(STATE)
     curve_file = RESULTS / "curve.json"
     merged = {int(r["step"]): r for r in json.loads(curve_file.read_text())["curve"]} if curve_file.is_file() else {}
     for step, row in curve_from_store(workdir).items():
@@ -141,7 +148,23 @@ def save(run: dict, workdir: Path) -> None:
                saved_words=int(state["global_step"]) * batch)
     RUN_FILE.write_text(json.dumps(run, indent=2) + "\n")
     plot(rows, run, RESULTS / "curve.png")
+    log_curve(workdir, state)
     print(f"saved step {state['global_step']} (epoch {state['epoch']}) and {len(rows)} curve points")
+
+
+def log_curve(workdir: Path, state: dict) -> None:
+    """The learning curve's PNG and JSON as a run of experiment ``eccflow-universal`` in the worktree's store, next
+    to the training runs whose metrics they plot."""
+    import mlflow
+
+    sys.path.insert(0, str(REPO))
+    from eccflow.track import configure_mlflow, get_or_create_experiment
+
+    configure_mlflow(environment(workdir)["MLFLOW_TRACKING_URI"])
+    with mlflow.start_run(experiment_id=get_or_create_experiment("eccflow-universal"),
+                          run_name=f"pretraining curve at step {state['global_step']}"):
+        mlflow.log_artifact(str(RESULTS / "curve.png"))
+        mlflow.log_artifact(str(RESULTS / "curve.json"))
 
 
 def plot(rows: list[dict], run: dict, path: Path) -> None:

@@ -81,6 +81,31 @@ def test_per_sample_head_masks_and_two_threads():
     assert torch.allclose(out_2, out_f, atol=1e-7) and torch.allclose(grad_2, grad_f, atol=1e-7)
 
 
+def test_a_forked_child_runs_the_kernel_on_two_threads():
+    """The batch is split over a thread pool; a forked child (DataLoader workers, DDP) must not reuse the parent's
+    pool, whose threads it did not inherit. Tensors stay small, so torch itself runs no parallel region."""
+    import multiprocessing
+
+    distance = _distance()
+    bias = CodeAwareSelfAttention(32, 8).score_bias(distance)
+    qkv = torch.randn(4, distance.shape[0], 96)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        expected = fused.fused_attention(qkv, bias, 8)  # the parent's pool exists from here on
+        torch.set_num_threads(1)
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            result = pool.apply_async(_child_attention, (qkv, bias)).get(timeout=60)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.allclose(result, expected)
+
+
+def _child_attention(qkv: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    torch.set_num_threads(2)
+    return fused.fused_attention(qkv, bias, 8)
+
+
 def test_masked_keys_get_no_weight():
     torch.manual_seed(2)
     distance = _distance()

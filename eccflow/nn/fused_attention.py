@@ -102,6 +102,14 @@ def build_error() -> str | None:
     return _state.get("error")  # type: ignore[return-value]
 
 
+def _forget_pool() -> None:
+    """A forked child inherits the pool object but not its threads: it starts its own."""
+    _state.pop("pool", None)
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _pool(threads: int) -> ThreadPoolExecutor:
     with _lock:
         pool = _state.get("pool")
