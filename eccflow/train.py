@@ -137,7 +137,7 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
     net = build_decoder(code, dec)
     if init_checkpoint:
         load_weights(net, init_checkpoint)
-    heldout = list(st.get("heldout") or ()) if st.get("codes") else []
+    heldout = [get_code(c).name for c in st.get("heldout") or ()] if st.get("codes") else []  # as val_keys name them
     codes = [get_code(c) for c in [*st["codes"], *heldout]] if st.get("codes") else [code]
     baselines = {c.name: BeliefPropagationDecoder(c, iterations=int(dec.get("iterations", st["baseline_iterations"])),
                                                   check_update=dec.get("check_update", "sum-product")) for c in codes}

@@ -10,6 +10,7 @@ from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
 from eccflow.track import load_registered_decoder
+from eccflow.lit.base import normalized_validation_error
 from eccflow.train import optimizer_settings
 
 TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
@@ -52,11 +53,15 @@ def test_universal_pretraining_validates_heldout_codes_zero_shot():
     mixture, heldout = universal["stages"]["pretrain"]["codes"], universal["stages"]["pretrain"]["heldout"]
     assert universal["stage_order"] == ["pretrain"] and len(heldout) >= 8 and not set(mixture) & set(heldout)
     tiny = [o for o in TINY if not o.startswith(("stages.evaluate", "tracking"))]  # the pipeline has no evaluate stage
-    overrides = [*tiny, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.pretrain.heldout=[POLAR_n32_k16]"]
+    overrides = [*tiny, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.pretrain.heldout=[POLAR_n32_k16, bch_m4_t1]"]
     summary = run_pipeline("BCH_n31_k16", "universal", overrides=overrides, log=_quiet)
     run = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("eccflow").experiment_id],
                                      "tags.stage = 'pretrain'")[0]
     assert {"val/nve", "val/nve_heldout", "val/neg_ln_ber_POLAR_n32_k16_5dB"} <= set(run.data.metrics)
+    # a construction's spec name (bch_m4_t1) counts as held out under its code name (BCH_m4_t1)
+    metrics = run.data.metrics
+    pairs = [(metrics[f"val/ber_{c}_5dB"], metrics[f"val/baseline_ber_{c}_5dB"]) for c in ("POLAR_n32_k16", "BCH_m4_t1")]
+    assert metrics["val/nve_heldout"] == pytest.approx(normalized_validation_error(pairs))
     assert summary["stages"]["pretrain"]["outputs"]["checkpoint"]
     with pytest.raises(ConfigError, match="never enter the mixture"):
         run_pipeline("BCH_n31_k16", "universal", log=_quiet,
