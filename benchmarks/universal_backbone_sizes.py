@@ -5,7 +5,7 @@ pipeline's mixture for the same CPU time, validated zero-shot on its held-out co
     python benchmarks/universal_backbone_sizes.py report --out DIR                              # curves, table, MLflow
 
 ``train`` writes ``size_<N>x<d>.json`` (steps/s, parameters, the learning curve: per validation the training words,
-CPU seconds, ``val/nve`` over the mixture, ``val/nve_heldout`` and -ln(BER) per held-out code and Eb/N0). ``report``
+CPU seconds, per-code BER and BP-5 BER, -ln(BER) per held-out code and Eb/N0). ``report`` recomputes both NVEs and
 draws held-out NVE against words and against CPU seconds (PNG), tabulates the last point per size (markdown) and
 logs both to MLflow (experiment ``eccflow-universal``).
 """
@@ -24,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from transformer_training import finish_panels, learning_curve  # noqa: E402
+from universal_pretrain import with_nve  # noqa: E402
 
 from eccflow.codes import get_code  # noqa: E402
 from eccflow.config import compose  # noqa: E402
@@ -97,8 +98,8 @@ def markdown(records: list[dict]) -> str:
         last = r["curve"][-1]
         means = " / ".join(f"{heldout_mean(last, r['heldout'], k):.2f}" for k in ("4dB", "5dB", "6dB"))
         lines.append(f"| N={r['layers']} d={r['d_model']} | {r['parameters']:,} | {r['steps'] / r['train_seconds']:.2f} | "
-                     f"{r['steps']:,} | {last['words']:,} | {last.get('val/nve', math.nan):.3f} | "
-                     f"{last.get('val/nve_heldout', math.nan):.3f} | {means} |")
+                     f"{r['steps']:,} | {last['words']:,} | {last['nve_mixture']:.3f} | "
+                     f"{last['nve_heldout']:.3f} | {means} |")
     return "\n".join(lines) + "\n"
 
 
@@ -111,11 +112,11 @@ def plot(records: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for r in records:
         label = f"N={r['layers']} d={r['d_model']}"
-        rows = [row for row in r["curve"] if "val/nve_heldout" in row]
-        axes[0].plot([row["words"] for row in rows], [row["val/nve_heldout"] for row in rows], marker="o", ms=3, label=label)
-        axes[1].plot([row["train_seconds"] / 60 for row in rows], [row["val/nve_heldout"] for row in rows], marker="o",
+        rows = [row for row in r["curve"] if math.isfinite(row["nve_heldout"])]
+        axes[0].plot([row["words"] for row in rows], [row["nve_heldout"] for row in rows], marker="o", ms=3, label=label)
+        axes[1].plot([row["train_seconds"] / 60 for row in rows], [row["nve_heldout"] for row in rows], marker="o",
                      ms=3, label=label)
-        axes[2].plot([row["words"] for row in rows], [row["val/nve"] for row in rows], marker="o", ms=3, label=label)
+        axes[2].plot([row["words"] for row in rows], [row["nve_mixture"] for row in rows], marker="o", ms=3, label=label)
     for ax in axes:
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     finish_panels(fig, list(axes), path, "NVE against BP-5 (lower is better)",
@@ -131,6 +132,9 @@ def report(args: argparse.Namespace) -> None:
     records = sorted((json.loads(p.read_text()) for p in args.out.glob("size_*.json")), key=lambda r: r["parameters"])
     if not records:
         raise ConfigError(f"no size_*.json in {args.out}: run the train command first")
+    for r in records:  # NVE from the per-code BERs, each code in its own list by its registered name
+        mixture, heldout = ([get_code(c).name for c in r[k]] for k in ("codes", "heldout"))
+        r["curve"] = [with_nve(row, mixture, heldout) for row in r["curve"]]
     stem = args.out / "sizes"
     stem.with_suffix(".md").write_text(markdown(records))
     plot(records, stem.with_suffix(".png"))

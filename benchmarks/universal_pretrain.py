@@ -96,7 +96,8 @@ def launch(run: dict, workdir: Path) -> None:
 
 def key_folder(run: dict, workdir: Path) -> Path:
     """The stage folder the runner will use (its cache key), computed by the pinned commit's own code."""
-    probe = ("import json, sys\nfrom eccflow.config import compose\nfrom eccflow.pipelines.runner import stage_key\n"
+    probe = ("from eccflow.config import compose\nfrom eccflow.pipelines.runner import _load_stages, stage_key\n"
+             "_load_stages()\n"  # registers which stages do not depend on the code: part of the key
              f"config = compose({ANCHOR!r}, 'universal', {run['profile']!r}, {run['overrides']!r})\n"
              "print('pretrain-' + stage_key('pretrain', config, {}))")
     name = subprocess.run([sys.executable, "-c", probe], cwd=workdir, env=environment(workdir), check=True,
@@ -121,6 +122,17 @@ def curve_from_store(workdir: Path) -> dict[int, dict[str, float]]:
     return rows
 
 
+def with_nve(row: dict, mixture: list[str], heldout: list[str]) -> dict:
+    """``row`` with ``nve_mixture`` and ``nve_heldout`` recomputed from its per-code BERs (mean of BER / BP-5 BER
+    over the points where BP-5 erred), each code counted in the list it belongs to by its registered name."""
+    for label, names in (("nve_mixture", mixture), ("nve_heldout", heldout)):
+        ratios = [row[key] / row[key.replace("val/ber_", "val/baseline_ber_")] for key in row
+                  if key.startswith("val/ber_") and key[len("val/ber_"):].rsplit("_", 1)[0] in names
+                  and row.get(key.replace("val/ber_", "val/baseline_ber_"), 0) > 0]
+        row[label] = sum(ratios) / len(ratios) if ratios else float("nan")
+    return row
+
+
 def save(run: dict, workdir: Path) -> None:
     folder = stage_folder(workdir)
     last = folder / "checkpoints" / "last.ckpt" if folder else None
@@ -142,7 +154,11 @@ def save(run: dict, workdir: Path) -> None:
     for step, row in curve_from_store(workdir).items():
         merged.setdefault(step, {}).update(row)
     batch = int(run["batch_size"])
-    rows = [{**merged[s], "words": (s + 1) * batch} for s in sorted(merged)]
+    sys.path.insert(0, str(REPO))
+    from eccflow.codes import get_code
+
+    mixture, heldout = ([get_code(c).name for c in run[k]] for k in ("codes", "heldout"))
+    rows = [with_nve({**merged[s], "words": (s + 1) * batch}, mixture, heldout) for s in sorted(merged)]
     curve_file.write_text(json.dumps({"batch_size": batch, "curve": rows}, indent=2) + "\n")
     run.update(saved_step=int(state["global_step"]), saved_epoch=int(state["epoch"]),
                saved_words=int(state["global_step"]) * batch)
@@ -184,7 +200,7 @@ def plot(rows: list[dict], run: dict, path: Path) -> None:
                 ax.plot(*zip(*points), marker="o", ms=2, lw=1, label=name)
         ax.set_title(f"held-out codes, zero-shot, {key}")
         ax.set_ylabel("-ln(BER), validation stream")
-    for key, label in (("val/nve_heldout", "held-out (zero-shot)"), ("val/nve", "mixture")):
+    for key, label in (("nve_heldout", "held-out (zero-shot)"), ("nve_mixture", "mixture")):
         points = [(r["words"], r[key]) for r in rows if key in r and math.isfinite(r[key])]
         if points:
             axes[3].plot(*zip(*points), marker="o", ms=2, label=label)

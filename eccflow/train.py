@@ -156,6 +156,30 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
     return NeuralBPLitModule(net, dec, code.name, multiloss=st["multiloss"], **common)
 
 
+class LastCheckpoint(Callback):
+    """Writes ``last.ckpt`` (weights, optimiser, step, loop state) after every validation and at the end of
+    training, whatever the monitored metric did, so a killed run resumes from its last validation rather than
+    from its last improvement. The file is written beside and then renamed over, so a kill never truncates it.
+    """
+
+    def __init__(self, ckpt_dir: Path) -> None:
+        self.path = Path(ckpt_dir) / "last.ckpt"
+
+    def _save(self, trainer: L.Trainer) -> None:
+        if trainer.sanity_checking:
+            return
+        partial = self.path.with_name(self.path.name + ".partial")
+        trainer.save_checkpoint(partial)
+        if trainer.is_global_zero:
+            partial.replace(self.path)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._save(trainer)
+
+
 def _resume_checkpoint(ckpt_dir: Path) -> Path | None:
     """The checkpoint a killed run resumes from: ``last.ckpt``, else ``best.ckpt``, else none.
 
@@ -190,8 +214,8 @@ def fit(
 ) -> tuple[Path, dict[str, float]]:
     """Train; returns (path of the selected checkpoint copied to ``out_dir/model.ckpt``, summary metrics).
 
-    Checkpoints go to ``out_dir/checkpoints`` (best by ``stages.train.monitor`` and ``last``); when a
-    ``last.ckpt`` is already there (a killed run), training resumes from it. ``init_checkpoint``
+    Checkpoints go to ``out_dir/checkpoints``: ``best`` by ``stages.train.monitor``, ``last`` after every
+    validation; when a ``last.ckpt`` is already there (a killed run), training resumes from it. ``init_checkpoint``
     starts from trained weights (fine-tuning a pretrained backbone). ``stage`` names the config block
     (``train``, ``pretrain``, ``finetune``) with the optimiser settings and an optional ``max_epochs``.
     ``lit_module`` replaces the family's default module (e.g. LoRA + KD recovery), ``datamodule`` the
@@ -207,13 +231,13 @@ def fit(
     lit = lit_module if lit_module is not None else build_lit_module(code, config, init_checkpoint, stage)
     datamodule = datamodule if datamodule is not None else build_datamodule(code, config, stage)
     ckpt_dir = Path(out_dir) / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"], save_last=True)
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"])
     interval = tr.get("val_check_interval")  # every K steps across epochs, or once per epoch (None)
     trainer = L.Trainer(
         val_check_interval=interval, check_val_every_n_epoch=None if interval else 1,
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
         max_epochs=int(st.get("max_epochs") or tr["max_epochs"]), gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
-        logger=logger, callbacks=[checkpoint, *callbacks], default_root_dir=str(out_dir),
+        logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir), *callbacks], default_root_dir=str(out_dir),
         reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
         log_every_n_steps=10, num_sanity_val_steps=0,  # validation is tested; a pre-training pass would only cost time
     )

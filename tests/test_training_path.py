@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 from eccflow.codes import get_code
@@ -98,6 +99,27 @@ def test_validation_every_k_steps(tmp_path: Path) -> None:
     rows = list(csv.DictReader(open(next((tmp_path / "csv").glob("version_*")) / "metrics.csv")))
     steps = [int(r["step"]) for r in rows if r.get("val/nve")]
     assert steps == [1, 3, 5, 7, 9, 11]  # after steps 2, 4, ..., 12 across both epochs
+
+
+class LastStepRecorder(Callback):
+    """Reads ``last.ckpt`` back after every validation."""
+
+    def __init__(self, ckpt_dir: Path) -> None:
+        self.ckpt_dir, self.steps = ckpt_dir, []
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.steps.append(int(read_checkpoint(self.ckpt_dir / "last.ckpt")["global_step"]))
+
+
+def test_last_checkpoint_follows_every_validation_not_only_improvements(tmp_path: Path) -> None:
+    # monitoring the step in "min" mode: only the first validation ever improves
+    config = compose(CODE, "ecct", "quick", [*TINY, "trainer.val_check_interval=2", "stages.train.monitor=step",
+                                             "stages.train.monitor_mode=min"])
+    recorder = LastStepRecorder(tmp_path / "checkpoints")
+    fit(get_code(CODE), config, tmp_path, callbacks=[recorder], progress=False)
+    assert recorder.steps == [2, 4, 6]
+    assert int(read_checkpoint(tmp_path / "checkpoints" / "best.ckpt")["global_step"]) == 2
+    assert not list((tmp_path / "checkpoints").glob("*.partial"))
 
 
 class CountingBP(BeliefPropagationDecoder):
