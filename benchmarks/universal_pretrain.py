@@ -5,13 +5,15 @@ stopped and resumed as often as needed, its training state committed so a fresh 
     python benchmarks/universal_pretrain.py resume                # resume (here, or on a fresh clone)
     python benchmarks/universal_pretrain.py save                  # copy state + learning curve into the repo
     python benchmarks/universal_pretrain.py status
+    python benchmarks/universal_pretrain.py ship                  # the committed state -> eccflow/pretrained/
 
 The run lives in a git worktree of the pinned commit (``--workdir``, default ``../eccflow-universal-run``) with
 its own MLflow store and stage cache, so later changes to this checkout never touch its cache key. ``save``
 copies the pretrain stage's ``last.ckpt`` (weights, optimiser, step, loop state: the data stream is a function of
 the seed and the step) to ``benchmarks/results/universal/state/``, and merges the zero-shot learning curve
 (every ``val/`` metric of every resumed run, by step) into ``curve.json`` and ``curve.png``, which it also logs
-to the worktree's MLflow store (experiment ``eccflow-universal``). ``resume`` puts a
+to the worktree's MLflow store (experiment ``eccflow-universal``). ``ship`` exports the committed state's network
+as the package's ``universal_fecct`` backbone (the latest step, never a choice by held-out results). ``resume`` puts a
 committed ``last.ckpt`` back into the stage folder when the worktree has none, then starts the runner, which
 resumes from it.
 """
@@ -216,6 +218,23 @@ def plot(rows: list[dict], run: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def ship(run: dict) -> None:
+    if not STATE.is_file():
+        fail(f"{STATE.relative_to(REPO)} is missing: save a state first")
+    sys.path.insert(0, str(REPO))
+    from eccflow.lit import read_checkpoint
+    from eccflow.pretrained import SHIPPED, export_backbone
+
+    step = int(read_checkpoint(STATE)["global_step"])
+    training = {"pipeline": "universal", "profile": run["profile"], "overrides": run["overrides"],
+                "mixture": run["codes"], "heldout": run["heldout"], "steps": step, "words": step * int(run["batch_size"]),
+                "batch_size": int(run["batch_size"]), "state": str(STATE.relative_to(REPO)),
+                "curve": str((RESULTS / "curve.json").relative_to(REPO))}
+    backbone = export_backbone(STATE, REPO / "eccflow" / "pretrained", SHIPPED, training, commit=run["commit"])
+    print(f"shipped step {step} as {backbone.path.relative_to(REPO)} ({backbone.path.stat().st_size:,} bytes, "
+          f"SHA-256 {backbone.sha256[:16]}...)")
+
+
 def status(run: dict, workdir: Path) -> None:
     alive = running(workdir)
     folder = stage_folder(workdir)
@@ -226,7 +245,7 @@ def status(run: dict, workdir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["start", "resume", "save", "status"])
+    parser.add_argument("command", choices=["start", "resume", "save", "status", "ship"])
     parser.add_argument("--commit", help="start: the commit the run is pinned to")
     parser.add_argument("--profile", default="quick", help="start: the config profile")
     parser.add_argument("--override", action="append", default=[], help="start: config overrides (the run's budget)")
@@ -252,6 +271,8 @@ def main() -> None:
         launch(read_run(), args.workdir)
     elif args.command == "save":
         save(read_run(), args.workdir)
+    elif args.command == "ship":
+        ship(read_run())
     else:
         status(read_run(), args.workdir)
 

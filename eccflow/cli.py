@@ -1,4 +1,4 @@
-"""``eccflow`` command line: ``codes list``, ``codes show NAME``, ``eval ...``, ``pipeline ...``, ``study ...``."""
+"""``eccflow`` command line: ``codes list``, ``codes show NAME``, ``eval ...``, ``backbone ...``, ``pipeline ...``, ``study ...``."""
 from __future__ import annotations
 
 import argparse
@@ -58,6 +58,12 @@ def _eval(args: argparse.Namespace) -> None:
 
         decoders[f"model {Path(args.checkpoint).name}"] = load_decoder(args.checkpoint, code=code).to(args.device)
     for spec in args.decoder or []:
+        if spec == "fecct" or spec.startswith("fecct:"):  # the shipped universal backbone, or an exported one
+            from eccflow.pretrained import SHIPPED, load_backbone
+
+            backbone = load_backbone(spec.partition(":")[2] or SHIPPED)
+            decoders[f"FECCT {backbone.name} zero-shot"] = backbone.decoder(code).to(args.device)
+            continue
         baseline = parse_baseline(spec, iterations=args.iters, order=args.order)
         reason = baseline.too_long(code, osd_max_k)
         if reason is not None:
@@ -82,6 +88,28 @@ def _eval(args: argparse.Namespace) -> None:
     json_path.write_text(json.dumps(json_safe({**evaluation.to_dict(), "device": str(args.device)}), indent=2))
     png_path = plot_curves(evaluation.curves, args.plot or json_path.with_suffix(".png"), title=code.name)
     print(f"wrote {json_path} and {png_path}")
+
+
+def _backbone_show(args: argparse.Namespace) -> None:
+    from eccflow.pretrained import load_backbone
+
+    backbone = load_backbone(args.weights)
+    manifest = {k: v for k, v in backbone.manifest.items() if k != "training"}
+    print(json.dumps({"verified": str(backbone.path), **manifest, "training": backbone.manifest["training"]}, indent=2))
+
+
+def _backbone_export(args: argparse.Namespace) -> None:
+    from eccflow.lit import read_checkpoint
+    from eccflow.pretrained import export_backbone
+    from eccflow.track.mlflow_tracking import git_commit
+
+    ckpt = read_checkpoint(args.checkpoint)
+    hp = ckpt["hyper_parameters"]
+    training = {"source": str(args.checkpoint), "steps": ckpt.get("global_step"), "mixture": hp.get("val_codes"),
+                "heldout": hp.get("heldout_codes"), "lr": hp.get("lr")}
+    backbone = export_backbone(args.checkpoint, args.out, args.name, training, commit=git_commit())
+    print(f"wrote {backbone.path} and its manifest {backbone.path.with_suffix('.json')} (SHA-256 {backbone.sha256[:16]}...); "
+          f"fine-tune from it with --override stages.pretrained.weights={backbone.path.with_suffix('.json')}")
 
 
 def _pipeline(args: argparse.Namespace) -> None:
@@ -164,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="Monte-Carlo BER/FER of one or several decoders on the same words, paired")
     ev.add_argument("--code", required=True, help="registry name or code file path")
     ev.add_argument("--decoder", action="append", metavar="SPEC",
-                    help="hard, bp[:L], minsum[:L] or osd[:order]; repeat for several (same words, paired differences)")
+                    help="hard, bp[:L], minsum[:L], osd[:order], or fecct[:MANIFEST] (the shipped universal backbone, "
+                         "zero-shot); repeat for several (same words, paired differences)")
     ev.add_argument("--checkpoint", default=None, help="a trained model's checkpoint, decoded beside the --decoder baselines")
     ev.add_argument("--iters", type=int, default=5, help="iterations L of a bare bp / minsum")
     ev.add_argument("--order", type=int, default=2, help="order of a bare osd (0, 1, 2)")
@@ -184,6 +213,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--plot", default=None, help="BER/FER PNG path (default next to the JSON)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_eval)
+
+    bb = sub.add_parser("backbone", help="verify, show or export universal FECCT backbones").add_subparsers(
+        dest="backbone_command", required=True)
+    bs = bb.add_parser("show", help="verify a backbone (checksum, format, network) and print its manifest")
+    bs.add_argument("weights", nargs="?", default="universal_fecct", help="a shipped backbone's name or a manifest path")
+    bs.set_defaults(func=_backbone_show)
+    be = bb.add_parser("export", help="write a trained checkpoint's network as a backbone (weights + manifest)")
+    be.add_argument("--checkpoint", required=True, help="e.g. the universal pipeline's pretrain model.ckpt")
+    be.add_argument("--name", required=True, help="file stem of the backbone")
+    be.add_argument("--out", required=True, help="folder for <name>.ckpt and <name>.json")
+    be.set_defaults(func=_backbone_export)
 
     pipe = sub.add_parser("pipeline", help="run a pipeline of stages (cached, resumable, tracked in MLflow)")
     pipe.add_argument("--code", required=True)

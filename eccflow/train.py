@@ -1,9 +1,14 @@
 """Fit a decoder from a resolved config (used by the train stage, Optuna trials and the DDP test)."""
 from __future__ import annotations
 
+import copy
+import json
+import math
 import shutil
+import statistics
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -180,6 +185,42 @@ class LastCheckpoint(Callback):
         self._save(trainer)
 
 
+class _StepClock(Callback):
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        self.times.append(time.perf_counter())
+
+
+CALIBRATION_STEPS = 8  # the first two are warm-up, the median of the other step times counts
+VALIDATION_SHARE = 0.1  # of a time budget, kept for validation passes
+
+
+def plan_budget(code: Code, config: dict[str, Any], stage: str, lit: DecoderLitModule, budget_s: float,
+                plan_file: Path) -> dict[str, float]:
+    """The training steps that fit ``budget_s`` seconds: a copy of ``lit`` trains ``CALIBRATION_STEPS`` steps on the
+    stage's own stream (no validation), the median step time sets the steps for 90% of what the calibration left of
+    the budget. The plan is kept in ``plan_file`` so a resumed run keeps its schedule."""
+    if plan_file.is_file():
+        return json.loads(plan_file.read_text())
+    start, clock, tr = time.perf_counter(), _StepClock(), config["trainer"]
+    probe = L.Trainer(max_steps=CALIBRATION_STEPS, limit_val_batches=0, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
+                      accelerator=tr["accelerator"], devices=1, precision=tr["precision"],
+                      gradient_clip_val=tr["gradient_clip_val"])
+    probe.fit(copy.deepcopy(lit), datamodule=build_datamodule(code, config, stage))
+    step_s = statistics.median(b - a for a, b in zip(clock.times[1:], clock.times[2:]))
+    remaining = budget_s - (time.perf_counter() - start)
+    if remaining <= 0:
+        raise ConfigError(f"stages.{stage}.budget_s={budget_s:g} s is spent by the step-time calibration alone")
+    plan = {"budget_s": float(budget_s), "step_s": step_s, "remaining_s": remaining,
+            "steps": float(max(1, int((1 - VALIDATION_SHARE) * remaining / step_s)))}
+    plan_file.parent.mkdir(parents=True, exist_ok=True)
+    plan_file.write_text(json.dumps(plan, indent=2))
+    return plan
+
+
 def _resume_checkpoint(ckpt_dir: Path) -> Path | None:
     """The checkpoint a killed run resumes from: ``last.ckpt``, else ``best.ckpt``, else none.
 
@@ -229,6 +270,15 @@ def fit(
         raise ConfigError(f"stages.{stage}.monitor_mode must be 'min' or 'max', got {st['monitor_mode']!r}")
     torch.manual_seed(config["seed"])
     lit = lit_module if lit_module is not None else build_lit_module(code, config, init_checkpoint, stage)
+    epochs, plan = int(st.get("max_epochs") or tr["max_epochs"]), None
+    if st.get("budget_s") is not None:
+        budget = st["budget_s"]
+        if isinstance(budget, bool) or not isinstance(budget, (int, float)) or not 0 < budget < float("inf"):
+            raise ConfigError(f"stages.{stage}.budget_s must be a positive number of seconds, got {budget!r}")
+        if datamodule is not None:
+            raise ConfigError(f"stages.{stage}.budget_s plans the steps of the stage's own stream; this stage brings its own")
+        plan = plan_budget(code, config, stage, lit, float(budget), Path(out_dir) / "budget_plan.json")
+        config = {**config, "data": {**config["data"], "batches_per_epoch": max(1, math.ceil(plan["steps"] / epochs))}}
     datamodule = datamodule if datamodule is not None else build_datamodule(code, config, stage)
     ckpt_dir = Path(out_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"])
@@ -236,7 +286,7 @@ def fit(
     trainer = L.Trainer(
         val_check_interval=interval, check_val_every_n_epoch=None if interval else 1,
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
-        max_epochs=int(st.get("max_epochs") or tr["max_epochs"]), gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
+        max_epochs=epochs, max_time=timedelta(seconds=plan["remaining_s"]) if plan else None, gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
         logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir), *callbacks], default_root_dir=str(out_dir),
         reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
         log_every_n_steps=10, num_sanity_val_steps=0,  # validation is tested; a pre-training pass would only cost time
@@ -253,6 +303,8 @@ def fit(
     metrics = {"train_seconds": seconds, "decoder_params": float(sum(p.numel() for p in lit.net.parameters())),
                "decoder_flops": float(flops_per_frame(lit.net, code.n)),
                "resumed_from_epoch": float(resumed_epoch)}
+    if plan:
+        metrics.update(budget_steps=plan["steps"], budget_step_s=plan["step_s"], steps=float(trainer.global_step))
     if checkpoint.best_model_score is not None:
         metrics[f"best_{st['monitor'].replace('/', '_')}"] = float(checkpoint.best_model_score)
     return model, metrics

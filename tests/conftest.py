@@ -27,3 +27,24 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
     """A running MLflow tracking server, shared by the session's tests (tests/conftest_mlflow.py)."""
     with running_mlflow_server(tmp_path_factory.mktemp("mlflow-server")) as server:
         yield server
+
+
+TINY_BACKBONE = ["decoder.layers=1", "decoder.d_model=32"]  # the architecture of the tiny_backbone fixture
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The manifest path of an exported, untrained 1 x 32 FECCT backbone (pipeline mechanics, not quality):
+    pipelines take it with ``stages.pretrained.weights=<path>`` and :data:`TINY_BACKBONE`."""
+    from eccflow.codes import get_code
+    from eccflow.config import compose
+    from eccflow.decoders.factory import build_decoder
+    from eccflow.lit import save_decoder
+    from eccflow.pretrained import export_backbone
+
+    folder = tmp_path_factory.mktemp("backbone")
+    config = compose("BCH_n15_k7", "fecct", "quick", TINY_BACKBONE)["decoder"]
+    torch.manual_seed(0)
+    checkpoint = save_decoder(build_decoder(get_code("BCH_n15_k7"), config), config, "BCH_n15_k7", folder / "net.ckpt")
+    backbone = export_backbone(checkpoint, folder, "tiny", {"steps": 0, "words": 0}, commit="test")
+    return str(backbone.path.with_suffix(".json"))

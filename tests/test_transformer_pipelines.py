@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from conftest import TINY_BACKBONE
 from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
@@ -16,8 +17,13 @@ from eccflow.train import optimizer_settings
 TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
         "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=600", "stages.evaluate.batch_size=600",
         "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
-FECCT_TINY = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.evaluate:zeroshot.max_frames=600",
-              "stages.evaluate:zeroshot.batch_size=600", "stages.evaluate:zeroshot.ebn0_db=[5.0]"]
+ZEROSHOT_TINY = ["stages.evaluate:zeroshot.max_frames=600", "stages.evaluate:zeroshot.batch_size=600",
+                 "stages.evaluate:zeroshot.ebn0_db=[5.0]"]
+
+
+def backbone(manifest: str) -> list[str]:
+    """Overrides that start a FECCT pipeline from the tiny exported backbone (tests/conftest.py)."""
+    return [*TINY_BACKBONE, f"stages.pretrained.weights={manifest}"]
 
 
 pytestmark = pytest.mark.usefixtures("isolated_mlflow")  # tests/conftest.py
@@ -35,9 +41,9 @@ def test_profiles_size_the_transformer_pipelines():
     assert optimizer_settings(compose("BCH_n31_k16", "ecct", "paper", ["data.batch_size=2048"]), "train")["lr"] == \
         pytest.approx(1e-4 * 16 ** 0.33)  # the large-batch recipe
     fecct = compose("POLAR_n64_k48", "fecct", "quick")
-    assert fecct["stage_order"] == ["pretrain", "evaluate:zeroshot", "finetune", "evaluate"]
+    assert fecct["stage_order"] == ["pretrained", "evaluate:zeroshot", "finetune", "evaluate"]
     assert fecct["stages"]["evaluate:zeroshot"]["register"] is False
-    assert len(fecct["stages"]["pretrain"]["codes"]) >= 6 and "POLAR_n64_k48" not in fecct["stages"]["pretrain"]["codes"]
+    assert fecct["stages"]["pretrained"]["weights"] == "universal_fecct" and fecct["stages"]["finetune"]["budget_s"] == 300
 
 
 def test_ecct_pipeline_trains_evaluates_and_registers():
@@ -53,7 +59,8 @@ def test_universal_pretraining_validates_heldout_codes_zero_shot():
     mixture, heldout = universal["stages"]["pretrain"]["codes"], universal["stages"]["pretrain"]["heldout"]
     assert universal["stage_order"] == ["pretrain"] and len(heldout) >= 8 and not set(mixture) & set(heldout)
     tiny = [o for o in TINY if not o.startswith(("stages.evaluate", "tracking"))]  # the pipeline has no evaluate stage
-    overrides = [*tiny, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.pretrain.heldout=[POLAR_n32_k16, bch_m4_t1]"]
+    overrides = [*tiny, *TINY_BACKBONE, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]",
+                 "stages.pretrain.heldout=[POLAR_n32_k16, bch_m4_t1]"]
     summary = run_pipeline("BCH_n31_k16", "universal", overrides=overrides, log=_quiet)
     run = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("eccflow").experiment_id],
                                      "tags.stage = 'pretrain'")[0]
@@ -69,21 +76,25 @@ def test_universal_pretraining_validates_heldout_codes_zero_shot():
 
 
 @pytest.mark.slow
-def test_fecct_pretraining_is_shared_between_target_codes():
-    first = run_pipeline("POLAR_n32_k16", "fecct", overrides=FECCT_TINY, log=_quiet)
+def test_fecct_pipeline_fine_tunes_the_backbone_for_each_target_code(tiny_backbone):
+    overrides = [*TINY, *ZEROSHOT_TINY, *backbone(tiny_backbone)]
+    first = run_pipeline("POLAR_n32_k16", "fecct", overrides=overrides, log=_quiet)
     assert [s["cached"] for s in first["stages"].values()] == [False, False, False, False]
-    second = run_pipeline("BCH_n31_k16", "fecct", overrides=FECCT_TINY, log=_quiet)
-    # the pretrained backbone is reused; everything after it depends on the target code
+    second = run_pipeline("BCH_n31_k16", "fecct", overrides=overrides, log=_quiet)
+    # the backbone stage is shared; everything after it depends on the target code
     assert [s["cached"] for s in second["stages"].values()] == [True, False, False, False]
-    assert second["stages"]["pretrain"]["outputs"] == first["stages"]["pretrain"]["outputs"]
+    assert second["stages"]["pretrained"]["outputs"] == first["stages"]["pretrained"]["outputs"]
     client = MlflowClient()
     names = {m.name for m in client.search_registered_models()}
-    assert "eccflow-fecct-BCH_n31_k16" in names and "eccflow-fecct-POLAR_n32_k16" in names
+    assert {"eccflow-fecct-BCH_n31_k16", "eccflow-fecct-POLAR_n32_k16", "eccflow-fecct-tiny"} <= names
+    # the backbone is registered once (first use), tagged with its checksum
+    versions = client.search_model_versions("name = 'eccflow-fecct-tiny'")
+    assert len(versions) == 1 and len(versions[0].tags["sha256"]) == 64
 
 
 @pytest.mark.slow
-def test_prune_pipeline_shrinks_the_backbone_to_the_budget():
-    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.prune.calibration_frames=64",
+def test_prune_pipeline_shrinks_the_backbone_to_the_budget(tiny_backbone):
+    overrides = [*TINY, *backbone(tiny_backbone), "stages.prune.calibration_frames=64",
                  "stages.prune.calibration_ebn0_db=[5.0]"]
     summary = run_pipeline("BCH_n31_k16", "fecct_prune", overrides=overrides, log=_quiet)
     prune = summary["stages"]["prune"]["metrics"]
@@ -94,8 +105,8 @@ def test_prune_pipeline_shrinks_the_backbone_to_the_budget():
 
 
 @pytest.mark.slow
-def test_sap_pipeline_derives_then_reuses_masks(tmp_path):
-    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.sap.calibration_frames=64",
+def test_sap_pipeline_derives_then_reuses_masks(tmp_path, tiny_backbone):
+    overrides = [*TINY, *backbone(tiny_backbone), "stages.sap.calibration_frames=64",
                  "stages.sap.calibration_ebn0_db=[5.0]", f"stages.sap.library_dir={tmp_path / 'sap'}", "stages.sap.tau=0.5",
                  "stages.sap.temperature=5.0"]
     first = run_pipeline("BCH_n31_k16", "sap", overrides=overrides, log=_quiet)["stages"]["sap"]["metrics"]
@@ -108,8 +119,8 @@ def test_sap_pipeline_derives_then_reuses_masks(tmp_path):
 
 
 @pytest.mark.slow
-def test_sap_lora_recovery_merges_into_the_pruned_backbone(tmp_path):
-    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", "stages.sap.calibration_frames=64",
+def test_sap_lora_recovery_merges_into_the_pruned_backbone(tmp_path, tiny_backbone):
+    overrides = [*TINY, *backbone(tiny_backbone), "stages.sap.calibration_frames=64",
                  "stages.sap.calibration_ebn0_db=[5.0]", f"stages.sap.library_dir={tmp_path / 'sap'}", "stages.recover.rank=2"]
     summary = run_pipeline("BCH_n15_k7", "sap", overrides=overrides, log=_quiet)
     recover = summary["stages"]["recover"]
@@ -132,22 +143,22 @@ def test_aecct_pipeline_trains_full_precision_then_ternary():
 
 def test_a_branch_must_start_after_an_earlier_stage():
     arms = compose("POLAR_n64_k48", "sap_arms", "quick")
-    assert arms["stages"]["sap"]["after"] == "pretrain" and arms["stages"]["recover:sap_lora"]["after"] == "sap"
+    assert arms["stages"]["sap"]["after"] == "pretrained" and arms["stages"]["recover:sap_lora"]["after"] == "sap"
     with pytest.raises(ConfigError, match="stages.prune.after must name a stage listed before 'prune'"):
         compose("POLAR_n64_k48", "sap_arms", "quick", ["stages.prune.after=evaluate:sap_lora"])
 
 
 @pytest.mark.slow
-def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path):
+def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path, tiny_backbone):
     evals = ("evaluate:unpruned", "evaluate:dedicated", "evaluate:sap_full", "evaluate:sap_lora")
-    overrides = [*TINY, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]", f"stages.sap.library_dir={tmp_path / 'sap'}",
+    overrides = [*TINY, *backbone(tiny_backbone), f"stages.sap.library_dir={tmp_path / 'sap'}",
                  *(f"stages.{s}.calibration_{k}" for s in ("sap", "prune") for k in ("frames=64", "ebn0_db=[5.0]")),
                  *(f"stages.{e}.{k}" for e in evals for k in ("max_frames=600", "batch_size=600", "ebn0_db=[5.0]"))]
     summary = run_pipeline("BCH_n31_k16", "sap_arms", overrides=overrides, log=_quiet)
     stages = summary["stages"]
     # each branch starts from the pretrained backbone; LoRA arms carry adapters, the full arm none
-    assert stages["prune"]["outputs"]["teacher"] == stages["pretrain"]["outputs"]["checkpoint"]
-    assert stages["sap"]["outputs"]["teacher"] == stages["pretrain"]["outputs"]["checkpoint"]
+    assert stages["prune"]["outputs"]["teacher"] == stages["pretrained"]["outputs"]["checkpoint"]
+    assert stages["sap"]["outputs"]["teacher"] == stages["pretrained"]["outputs"]["checkpoint"]
     assert "adapters" in stages["recover:sap_lora"]["outputs"] and "adapters" not in stages["recover:sap_full"]["outputs"]
     flops = [stages[e]["metrics"]["decoder_flops"] for e in evals]
     assert flops[1] == pytest.approx(flops[2]) == pytest.approx(flops[3]) and flops[1] < 0.61 * flops[0]
@@ -158,10 +169,10 @@ def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path):
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
-def test_compression_pipelines_share_the_fecct_pretrained_backbone(profile):
+def test_compression_pipelines_share_the_shipped_backbone(profile):
     from eccflow.pipelines.runner import _load_stages, stage_key
 
-    _load_stages()  # registers pretrain as code-independent
-    keys = {p: stage_key("pretrain", compose("POLAR_n64_k48", p, profile), {})
+    _load_stages()  # registers pretrained as code-independent
+    keys = {p: stage_key("pretrained", compose("POLAR_n64_k48", p, profile), {})
             for p in ("fecct", "fecct_prune", "sap", "sap_full", "sap_library", "sap_arms")}
     assert len(set(keys.values())) == 1, keys

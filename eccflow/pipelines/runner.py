@@ -52,15 +52,19 @@ class StageResult:
 
 
 StageFn = Callable[[StageContext], StageResult]
-StageCheck = Callable[[str, dict[str, Any]], None]
+StageCheck = Callable[[str, dict[str, Any]], None]  # (stage label, whole config)
+StageKey = Callable[[str, dict[str, Any]], dict[str, str]]
 STAGES: dict[str, StageFn] = {}
 CHECKS: dict[str, StageCheck] = {}  # settings checks run before any stage of the pipeline does work
+KEY_PARTS: dict[str, StageKey] = {}  # what a stage reads from outside the pipeline (file digests), part of its key
 CODE_INDEPENDENT: set[str] = set()  # stages whose output does not depend on CODE (cached across codes)
 
 
-def stage(name: str, code_independent: bool = False, check: StageCheck | None = None) -> Callable[[StageFn], StageFn]:
+def stage(name: str, code_independent: bool = False, check: StageCheck | None = None,
+          key: StageKey | None = None) -> Callable[[StageFn], StageFn]:
     """Register a stage function under ``name``; a pipeline may list it as ``name`` or ``name:label``.
-    ``check(label, stage_config)`` raises a ConfigError on bad settings, before the pipeline starts."""
+    ``check(label, config)`` raises a ConfigError on bad settings, before the pipeline starts;
+    ``key(label, config)`` names the digests of files the stage reads from outside the pipeline (its cache key)."""
 
     def wrap(fn: StageFn) -> StageFn:
         STAGES[name] = fn
@@ -68,6 +72,8 @@ def stage(name: str, code_independent: bool = False, check: StageCheck | None = 
             CODE_INDEPENDENT.add(name)
         if check is not None:
             CHECKS[name] = check
+        if key is not None:
+            KEY_PARTS[name] = key
         return fn
 
     return wrap
@@ -103,7 +109,10 @@ def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
     keys = [k for k in SHARED_KEYS if not (k == "code" and stage_function(name) in CODE_INDEPENDENT)]
     shared = {k: config.get(k) for k in keys}
     stage_cfg = {k: v for k, v in config["stages"][name].items() if k not in TUNING_KEYS and k != "after"}  # inputs carry it
-    return config_hash(name, stage_cfg, shared, {k: file_digest(v) for k, v in sorted(inputs.items())}, __version__)
+    digests = {k: file_digest(v) for k, v in sorted(inputs.items())}
+    if stage_function(name) in KEY_PARTS:
+        digests.update(KEY_PARTS[stage_function(name)](name, config))
+    return config_hash(name, stage_cfg, shared, digests, __version__)
 
 
 def _write_done(path: Path, result: StageResult, key: str, run_id: str) -> None:
@@ -140,7 +149,7 @@ def run_pipeline(
         raise ConfigError(f"pipeline {pipeline!r} lists unknown stages {unknown}; implemented: {sorted(STAGES)}")
     for name in config["stage_order"]:
         if stage_function(name) in CHECKS:
-            CHECKS[stage_function(name)](name, config["stages"][name])
+            CHECKS[stage_function(name)](name, config)
     check_trainer(config)
     for name in config["stage_order"]:  # the optimiser blocks (learning rate, recipe, warm-up) of the training stages
         if "adam" in config["stages"][name]:

@@ -482,6 +482,20 @@ def register_checkpoint(
     )
 
 
+def register_backbone(checkpoint_path: str | Path, name: str, sha256: str, metrics: Mapping[str, float]) -> str:
+    """Register a backbone's weights as ``eccflow-fecct-<name>`` once per SHA-256 (tag ``sha256``) from the active
+    run; later calls find that version. ``champion`` goes to the backbone trained on the most words."""
+    model = registered_model_name("fecct", name)
+    client = MlflowClient()
+    for version in client.search_model_versions(f"name = '{model}'"):
+        if version.tags.get("sha256") == sha256:
+            return f"registered as {model} version {version.version}"
+    registered = register_checkpoint(checkpoint_path, "fecct", name, {"words": 0.0, **metrics}, "words",
+                                     loader="eccflow.lit:load_decoder")
+    client.set_model_version_tag(model, registered.version, "sha256", sha256)
+    return f"registered now as {model} version {registered.version}"
+
+
 def load_registered_decoder(family: str, code: str, alias: str = CANDIDATE_ALIAS) -> nn.Module:
     """Download the checkpoint of ``eccflow-<family>-<code>@alias`` and build the decoder (eval mode)
     with the loader recorded in the model."""

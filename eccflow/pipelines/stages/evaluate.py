@@ -130,8 +130,9 @@ def baseline_decoders(ctx: StageContext, iterations: int, device: str) -> tuple[
     return decoders, prefixes, methods, skipped
 
 
-def check_settings(name: str, st: dict) -> None:
+def check_settings(name: str, config: dict) -> None:
     """Stop rule and baseline specs of an evaluate stage, checked before the pipeline does any work."""
+    st = config["stages"][name]
     from eccflow.errors import ConfigError
     from eccflow.eval import stop_rule
 
