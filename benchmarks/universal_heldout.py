@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from eccflow.codes import get_code
-from eccflow.errors import ConfigError
+from eccflow.errors import ConfigError, EccflowError
 from eccflow.eval.published import published_for
 from eccflow.pipelines import run_pipeline
 from eccflow.pretrained import load_backbone
@@ -184,7 +184,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         run(args) if args.command == "run" else report(args)
-    except ConfigError as error:
+    except EccflowError as error:
         sys.exit(f"error: {error}")
 
 
