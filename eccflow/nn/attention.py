@@ -184,14 +184,14 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: to
     (B, h, N, K) instead of (B, h, N, N). Padding slots carry -inf.
     """
     batch, heads, tokens, dh = q.shape
-    allowed = torch.isfinite(bias).any(dim=0)  # (N, N)
-    width = int(allowed.sum(dim=1).max())
-    order = torch.sort(allowed.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :width]  # (N, K)
-    slot_bias = torch.gather(bias, 2, order.unsqueeze(0).expand(heads, -1, -1))  # (h, N, K), -inf on padding
+    order, valid = key_slots(bias)  # (N, K), the same packing as the fused kernel's
+    order = order.long()
+    width = order.shape[1]
+    padded_bias = torch.gather(bias, 2, order.unsqueeze(0).expand(heads, -1, -1)).masked_fill(~valid, float("-inf"))
     flat = order.reshape(-1)
     keys = k[:, :, flat].view(batch, heads, tokens, width, dh)
     values = v[:, :, flat].view(batch, heads, tokens, width, dh)
-    scores = torch.einsum("bhnd,bhnkd->bhnk", q, keys) / math.sqrt(dh) + slot_bias
+    scores = torch.einsum("bhnd,bhnkd->bhnk", q, keys) / math.sqrt(dh) + padded_bias
     weights = torch.softmax(scores, dim=-1)
     if dropout:
         weights = F.dropout(weights, dropout)
