@@ -163,3 +163,11 @@ def test_a_budgeted_fine_tune_plans_its_steps_and_stops_at_the_budget(tmp_path, 
     with pytest.raises(EccflowError, match="budget_s must be a positive number of seconds"):
         fit(get_code("BCH_n15_k7"), compose("BCH_n15_k7", "fecct", "quick", [*TINY_BACKBONE, "stages.finetune.budget_s=-1"]),
             tmp_path / "bad", stage="finetune", progress=False)
+
+
+def test_a_code_longer_than_the_backbone_takes_is_a_clear_error(monkeypatch, capsys):
+    import eccflow.decoders.transformer as transformer
+
+    monkeypatch.setattr(transformer, "MAX_TOKENS", 20)  # BCH(15,7) has 15 + 8 tokens
+    assert main(["eval", "--code", "BCH_n15_k7", "--decoder", "fecct", "--ebn0", "5"]) == 2
+    assert "code BCH_n15_k7 has 23 tokens (n + m); the transformer decoders" in capsys.readouterr().err

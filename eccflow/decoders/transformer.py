@@ -139,11 +139,19 @@ def _structure(code: Code, max_distance: int, spe_dim: int) -> tuple[np.ndarray,
     return distance, features
 
 
+MAX_TOKENS = 12_000
+"""Longest token sequence (n + m) the transformer decoders take: they keep dense (N, N) tables (capped distances,
+per-head attention bias), about 6 GB at this length."""
+
+
 class TokenGraph(nn.Module):
     """Per-code buffers the backbone reads: H (m, n), capped distances (N, N), spectral features."""
 
     def __init__(self, code: Code, max_distance: int, spe_dim: int = 0) -> None:
         super().__init__()
+        if code.n + code.num_checks > MAX_TOKENS:
+            raise ConfigError(f"code {code.name} has {code.n + code.num_checks:,} tokens (n + m); the transformer "
+                              f"decoders keep dense N x N attention tables and take at most {MAX_TOKENS:,}")
         distance, spe = _structure(code, max_distance, spe_dim)
         self.code_name, self.n, self.num_checks = code.name, code.n, code.num_checks
         self.register_buffer("H", torch.tensor(code.H, dtype=torch.float32), persistent=False)
