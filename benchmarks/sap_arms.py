@@ -1,8 +1,11 @@
-"""SAP Table 2 analogue: the four recovery arms per target code, from one pretrained FECCT (quick profile).
+"""SAP Table 2 analogue: the recovery arms per target code, from the shipped universal FECCT (quick profile).
 
     .venv/bin/python benchmarks/sap_arms.py --build-library           # 6 library codes (2 BCH, 2 LDPC, 2 polar)
     .venv/bin/python benchmarks/sap_arms.py --targets BCH_n63_k45 POLAR_n64_k48   # one process per core
     .venv/bin/python benchmarks/sap_arms.py --report                  # table from the per-target summaries
+
+After its pipeline, each target's arms decode the same words once more, side by side, so that SAP + LoRA stands
+against every other arm with the paired interval of the difference (``arms_paired`` in ``target_<code>.json``).
 
 Library: ``make pipeline PIPELINE=sap_library`` per library code (dedicated Fisher mask of each code on
 the pretrained backbone). Targets: ``PIPELINE=sap_arms`` (unpruned fine-tune, dedicated mask + LoRA,
@@ -24,6 +27,32 @@ ARMS = {"unpruned": "evaluate:unpruned", "dedicated + LoRA": "evaluate:dedicated
         "SAP + full FT": "evaluate:sap_full", "SAP + LoRA": "evaluate:sap_lora",
         "random mask + LoRA": "evaluate:random", "mismatched mask + LoRA": "evaluate:mismatched"}
 METRICS = ("neg_ln_ber_", "bp5_neg_ln_ber_", "bp50_neg_ln_ber_", "vs_")
+MODELS = {"unpruned": "finetune:unpruned", "dedicated + LoRA": "recover:dedicated", "SAP + full FT": "recover:sap_full",
+          "SAP + LoRA": "recover:sap_lora", "random mask + LoRA": "recover:random",
+          "mismatched mask + LoRA": "recover:mismatched"}  # the stage whose checkpoint each arm evaluates
+EBN0 = (4.0, 5.0, 6.0)
+
+
+def paired_arms(target: str, summary: dict, max_frames: int) -> list[dict]:
+    """Every arm's model on the same words; SAP + LoRA against each other arm (paired differences)."""
+    from eccflow.codes import get_code
+    from eccflow.eval import json_safe
+    from eccflow.eval.montecarlo import evaluate_paired
+    from eccflow.lit import load_decoder
+
+    code = get_code(target)
+    decoders = {arm: load_decoder(summary["stages"][stage]["outputs"]["checkpoint"], code=code)
+                for arm, stage in MODELS.items()}
+    pairs = [("SAP + LoRA", arm) for arm in MODELS if arm != "SAP + LoRA"]
+    evaluation = evaluate_paired(decoders, code, EBN0, pairs=pairs, rule="errors", min_frame_errors=100,
+                                 max_frames=max_frames, seed=104729, progress=False)
+    return json_safe([d.to_dict() for d in evaluation.paired])
+
+
+def verdict(m: dict, prefix: str, ebn0: int) -> str:
+    """An arm's logged paired -ln(BER) verdict against a baseline (+1 better, -1 worse, 0 not resolved)."""
+    sign = m.get(f"vs_{prefix}ber_verdict_{ebn0}dB")
+    return "-" if sign is None else {1.0: "better", -1.0: "worse"}.get(float(sign), "tie")
 
 
 def summarize(target: str, summary: dict) -> dict:
@@ -43,16 +72,20 @@ def summarize(target: str, summary: dict) -> dict:
 def report(out: Path) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(out.glob("target_*.json"))]
     lines = ["# SAP arms (SAP Table 2 analogue): -ln(BER) per recovery arm", "",
-             "| target | in library | S (nearest) | reused | arm | 4 dB | 5 dB | 6 dB | FLOPs/frame |", "|---|---|---:|---|---|---:|---:|---:|---:|"]
+             "Verdicts: paired interval of the -ln(BER) difference against BP-50 on the same words, at 4 / 5 / 6 dB.", "",
+             "| target | in library | S (nearest) | reused | arm | 4 dB | 5 dB | 6 dB | vs BP-50 | FLOPs/frame |",
+             "|---|---|---:|---|---|---:|---:|---:|---|---:|"]
     checks = []
     for row in rows:
         for arm, m in row["arms"].items():
             lines.append(f"| {row['target']} | {'yes' if row['in_library'] else 'no'} | {row['similarity']:.2f} | "
                          f"{'yes' if row['reused'] else 'no'} | {arm} | " + " | ".join(f"{m[f'neg_ln_ber_{e}dB']:.2f}" for e in (4, 5, 6))
-                         + f" | {m['decoder_flops']:,.0f} |")
+                         + f" | {' / '.join(verdict(m, 'bp50_', e) for e in (4, 5, 6))} | {m['decoder_flops']:,.0f} |")
         bp = row["arms"]["unpruned"]
         prefix = "bp5_" if "bp5_neg_ln_ber_4dB" in bp else "bp_"  # summaries written before BP-50 and OSD joined
-        lines.append(f"| {row['target']} | | | | BP L=5 | " + " | ".join(f"{bp[f'{prefix}neg_ln_ber_{e}dB']:.2f}" for e in (4, 5, 6)) + " | |")
+        lines.append(f"| {row['target']} | | | | BP L=5 | " + " | ".join(f"{bp[f'{prefix}neg_ln_ber_{e}dB']:.2f}" for e in (4, 5, 6)) + " | | |")
+        if "bp50_neg_ln_ber_4dB" in bp:
+            lines.append(f"| {row['target']} | | | | BP L=50 | " + " | ".join(f"{bp[f'bp50_neg_ln_ber_{e}dB']:.2f}" for e in (4, 5, 6)) + " | | |")
         a = row["arms"]
         for e in (4, 5):
             sap, ded, full = (a[k][f"neg_ln_ber_{e}dB"] for k in ("SAP + LoRA", "dedicated + LoRA", "unpruned"))
@@ -65,6 +98,12 @@ def report(out: Path) -> str:
     for row in rows:
         lines.append(f"| {row['target']} | {row['retrieval_seconds']:.4f} | {row['dedicated_mask_seconds']:.2f} | "
                      f"{row['dedicated_mask_seconds'] / row['retrieval_seconds']:,.0f}x | {row['flops_ratio']:.3f} | {row['lora_fraction']:.1%} |")
+    paired = [(row["target"], d) for row in rows for d in row.get("arms_paired", [])]
+    if paired:
+        lines += ["", "## SAP + LoRA against every other arm, same words", "",
+                  "| target | arm | Eb/N0 | d -ln(BER) [95% CI] | verdict | frames |", "|---|---|---:|---|---|---:|"]
+        lines += [f"| {t} | {d['baseline']} | {d['ebn0_db']:g} | {d['d_neg_ln_ber']:+.3f} [{d['d_neg_ln_ber_ci95'][0]:+.3f}, "
+                  f"{d['d_neg_ln_ber_ci95'][1]:+.3f}] | {d['ber_verdict']} | {d['frames']:,} |" for t, d in paired]
     text = "\n".join(lines) + "\n"
     (out / "README_table.md").write_text(text)
     return text
@@ -77,6 +116,7 @@ def main() -> None:
     parser.add_argument("--tau", type=float, default=0.3)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--report", action="store_true")
+    parser.add_argument("--paired-frames", type=int, default=100_000, help="frame cap per point of the arms' paired run")
     parser.add_argument("--out", default="benchmarks/results/sap_arms")
     args = parser.parse_args()
     out = Path(args.out)
@@ -87,7 +127,9 @@ def main() -> None:
             print(code, summary["stages"]["sap"]["metrics"], flush=True)
     for target in args.targets:
         summary = run_pipeline(target, "sap_arms", args.profile, [f"stages.sap.tau={args.tau}"])
-        (out / f"target_{target}.json").write_text(json.dumps(summarize(target, summary), indent=2))
+        row = summarize(target, summary)
+        row["arms_paired"] = paired_arms(target, summary, args.paired_frames)
+        (out / f"target_{target}.json").write_text(json.dumps(row, indent=2))
     if args.report:
         print(report(out))
 
