@@ -29,7 +29,8 @@ from universal_pretrain import with_nve  # noqa: E402
 from eccflow.codes import get_code  # noqa: E402
 from eccflow.config import compose  # noqa: E402
 from eccflow.errors import ConfigError  # noqa: E402
-from eccflow.train import build_decoder, fit  # noqa: E402
+from eccflow.decoders.factory import build_decoder  # noqa: E402
+from eccflow.train import fit  # noqa: E402
 
 ANCHOR = "BCH_n31_k16"  # pretraining does not depend on CODE; compose needs one
 

@@ -20,10 +20,11 @@ from eccflow.codes import Code, get_code
 from eccflow.data import AWGNDataModule, BICMDataModule, MultiCodeDataModule
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.flops import flops_per_frame
-from eccflow.decoders.factory import TRANSFORMER_FAMILIES, build_decoder
+from eccflow.decoders.factory import TRANSFORMER_FAMILIES
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.host_memory import keep_freed_memory
 from eccflow.lit import DecoderLitModule, NeuralBPLitModule, TransformerLitModule, load_weights, read_checkpoint
+from eccflow.lit.checkpoint import build_network
 from eccflow.lit.base import ADAM_OPTIONS
 
 
@@ -139,7 +140,7 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
     if init_checkpoint:  # a pruned checkpoint carries its unit mask: build the same smaller backbone
         mask = read_checkpoint(init_checkpoint)["hyper_parameters"].get("net_config", {}).get("unit_mask")
         dec = {**dec, "unit_mask": mask} if mask else dec
-    net = build_decoder(code, dec)
+    net = build_network(code, dec)
     if init_checkpoint:
         load_weights(net, init_checkpoint)
     heldout = [get_code(c).name for c in st.get("heldout") or ()] if st.get("codes") else []  # as val_keys name them

@@ -27,7 +27,7 @@ from eccflow.eval.intervals import (
     paired_neg_ln_ber_difference,
     wilson_interval,
 )
-from eccflow.eval.montecarlo import bpsk_awgn_channel
+from eccflow.channels.words import bpsk_awgn_channel
 
 RUNS = 2000
 BAND = (0.93, 0.97)

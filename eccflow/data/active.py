@@ -24,9 +24,9 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset
 
 from eccflow.codes import Code
-from eccflow.data.awgn import draw_words, fixed_stream, stream_seed
+from eccflow.data.awgn import fixed_stream, stream_seed
 from eccflow.errors import ConfigError, EccflowError
-from eccflow.eval.montecarlo import Channel, bpsk_awgn_channel
+from eccflow.channels.words import Channel, bpsk_awgn_channel, draw_words
 
 ACTIVE_SLOT = 1 << 20
 """Candidate streams use worker slot ``ACTIVE_SLOT + snr_index`` in :func:`stream_seed` (no dataloader has

@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from eccflow.codes import Code
 from eccflow.errors import ConfigError
-from eccflow.eval.montecarlo import Channel, bpsk_awgn_channel
+from eccflow.channels.words import Channel, bpsk_awgn_channel, draw_words
 
 
 DEVICE_SALT = 0xD371CE
@@ -82,17 +82,6 @@ class EbN0Sampler:
 @lru_cache(maxsize=32)
 def _values_on(values: tuple[float, ...], device: str) -> torch.Tensor:
     return torch.tensor(values, device=device)
-
-
-def draw_words(code: Code, count: int, codewords: str, generator: torch.Generator, G: torch.Tensor | None) -> torch.Tensor:
-    """``count`` codewords (count, n) on the generator's device: all-zero or uniform random u G."""
-    device = generator.device
-    if codewords == "zero":
-        return torch.zeros(count, code.n, device=device)
-    if codewords == "random":
-        messages = torch.randint(0, 2, (count, code.k), generator=generator, device=device).float()
-        return torch.remainder(messages @ G.to(device), 2.0)
-    raise ConfigError(f"codewords must be 'zero' or 'random', got {codewords!r}")
 
 
 class DeviceSampler:

@@ -21,7 +21,7 @@ from eccflow.data.active import _BatchList
 from eccflow.data.awgn import stream_seed
 from eccflow.decoders.window import ChainDecoder
 from eccflow.errors import ConfigError, EccflowError
-from eccflow.eval.montecarlo import bpsk_awgn_channel
+from eccflow.channels.words import bpsk_awgn_channel
 
 BOOSTING_SLOT = 1 << 21
 

@@ -17,10 +17,10 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from eccflow.codes import Code, get_code
-from eccflow.data.awgn import (BatchNumbers, DeviceSampler, EbN0Sampler, SampledDataModule, Sampling, draw_words,
-                               fixed_stream, stream_seed)
+from eccflow.data.awgn import (BatchNumbers, DeviceSampler, EbN0Sampler, SampledDataModule, Sampling, fixed_stream,
+                               stream_seed)
 from eccflow.errors import ConfigError
-from eccflow.eval.montecarlo import Channel, bpsk_awgn_channel
+from eccflow.channels.words import Channel, bpsk_awgn_channel, draw_words
 
 SCHEDULE_SALT = 0x5C4EDC0DE
 """Mixed into the base seed for the per-epoch code schedule (kept apart from the sample streams)."""

@@ -73,12 +73,7 @@ def build_decoder(code: Code, config: dict) -> nn.Module:
     if family in TRANSFORMER_FAMILIES:
         from eccflow.decoders.transformer import TransformerDecoder
 
-        net = TransformerDecoder(code, config)
-        if config.get("unit_mask"):  # a pruned backbone: rebuild its smaller blocks
-            from eccflow.compress.fisher import UnitMask, apply_mask
-
-            apply_mask(net, UnitMask(**config["unit_mask"]))
-        return net
+        return TransformerDecoder(code, config)
     if family == "ewgnn":
         from eccflow.decoders.ewgnn import EWGNNDecoder
 

@@ -89,7 +89,7 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TransformerConfig":
-        # unit_mask: applied by the factory
+        # unit_mask (a pruned backbone's kept heads and channels): applied by eccflow.lit.checkpoint.build_network
         return dataclass_from_dict(cls, values, "transformer decoder", ignored=("family", "name", "unit_mask"))
 
     def validate(self) -> None:

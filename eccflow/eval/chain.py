@@ -16,12 +16,11 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from eccflow.data.awgn import draw_words
+from eccflow.channels.words import bpsk_awgn_channel, draw_words
 from eccflow.decoders.window import ChainDecoder
 from eccflow.eval.intervals import clustered_rate_interval, wilson_interval
 from eccflow.errors import ConfigError
-from eccflow.eval.montecarlo import (QUOTABLE_FRAME_ERRORS, PairedCounts, bpsk_awgn_channel, stop_rule,
-                                     validate_ebn0_list)
+from eccflow.eval.montecarlo import QUOTABLE_FRAME_ERRORS, PairedCounts, stop_rule, validate_ebn0_list
 
 
 @dataclass

@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from eccflow.channels import awgn_llr
+from eccflow.channels.words import Channel, bpsk_awgn_channel, draw_words
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
@@ -34,9 +34,6 @@ from eccflow.eval.intervals import (
     paired_neg_ln_ber_difference,
     wilson_interval,
 )
-
-Channel = Callable[[torch.Tensor, float, float, torch.Generator], torch.Tensor]
-"""channel(bits (B, n), ebn0_db, rate, generator) -> channel LLRs (B, n)."""
 
 Decoder = Callable[[torch.Tensor], DecoderOutput]
 
@@ -177,11 +174,6 @@ class Evaluation:
                    paired=[difference(d) for d in values["paired"]])
 
 
-def bpsk_awgn_channel(bits: torch.Tensor, ebn0_db: float, rate: float, generator: torch.Generator) -> torch.Tensor:
-    """Default channel: BPSK over AWGN, LLR = 2y / sigma^2."""
-    return awgn_llr(bits, ebn0_db, rate, generator)[1]
-
-
 def validate_ebn0_list(ebn0_db: Sequence[float]) -> list[float]:
     """Eb/N0 values as floats; the list must be non-empty and finite."""
     values = [float(v) for v in ebn0_db]
@@ -286,11 +278,7 @@ def evaluate_paired(
         bar = tqdm(total=stop.max_frames, desc=f"{code.name} {ebn0:g} dB", unit="fr", disable=not progress, leave=False)
         while not stop.done(counts.frames, counts.fewest_frame_errors()):
             batch = min(batch_size, stop.max_frames - counts.frames)
-            if G is None:
-                bits = torch.zeros(batch, code.n, device=device)
-            else:
-                messages = torch.randint(0, 2, (batch, code.k), generator=generator, device=device).float()
-                bits = torch.remainder(messages @ G, 2.0)
+            bits = draw_words(code, batch, codewords.value, generator, G)
             llr = channel(bits, ebn0, code.rate, generator)
             per_frame = []
             for k, name in enumerate(names):

@@ -32,7 +32,7 @@ from eccflow.codes import Code
 from eccflow.errors import ConfigError
 from eccflow.eval import Verdict, json_safe, paired_table
 from eccflow.eval.chain import chain_table, evaluate_chain, evaluate_chains_paired
-from eccflow.eval.montecarlo import bpsk_awgn_channel
+from eccflow.channels.words import bpsk_awgn_channel
 from eccflow.lit import load_decoder
 from eccflow.lit.window import WindowLitModule
 from eccflow.pipelines.runner import StageContext, StageResult, stage
