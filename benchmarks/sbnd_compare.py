@@ -22,7 +22,8 @@ import torch
 from eccflow.channels import make_constellation
 from eccflow.codes import get_code
 from eccflow.data.bicm import decoder_channel
-from eccflow.decoders.factory import build_classical_decoder, build_decoder
+from eccflow.decoders.factory import build_classical_decoder
+from eccflow.lit.families import build_network
 from eccflow.decoders.sbnd import SBNDDecoder, parameter_report
 from eccflow.eval import evaluate
 from eccflow.eval.channel_check import label_flip_statistics
@@ -74,7 +75,7 @@ def main() -> None:
         models["transformer"] = load_decoder(args.transformer, code=code)
     speed_only = {}
     if not args.transformer:  # no trained transformer: its speed and size only (they do not depend on the weights)
-        speed_only["transformer (untrained, speed only)"] = build_decoder(code, {**net_config, "estimator": "transformer"}).eval()
+        speed_only["transformer (untrained, speed only)"] = build_network(code, {**net_config, "estimator": "transformer"}).eval()
     for iterations in args.bp_iterations:  # extra BP baselines on the same words
         models[f"bp L={iterations}"] = build_classical_decoder("bp", code, iterations=iterations)
     channel = decoder_channel(code, net_config)

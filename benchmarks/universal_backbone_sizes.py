@@ -29,7 +29,7 @@ from universal_pretrain import with_nve  # noqa: E402
 from eccflow.codes import get_code  # noqa: E402
 from eccflow.config import compose  # noqa: E402
 from eccflow.errors import ConfigError  # noqa: E402
-from eccflow.decoders.factory import build_decoder  # noqa: E402
+from eccflow.lit.families import build_network  # noqa: E402
 from eccflow.train import fit  # noqa: E402
 
 ANCHOR = "BCH_n31_k16"  # pretraining does not depend on CODE; compose needs one
@@ -69,7 +69,7 @@ def train(args: argparse.Namespace) -> None:
     for row in curve:
         row["words"] = (row["step"] + 1) * batch
         row["train_seconds"] = (row["step"] + 1) * seconds_per_step
-    parameters = sum(p.numel() for p in build_decoder(code, config["decoder"]).parameters())
+    parameters = sum(p.numel() for p in build_network(code, config["decoder"]).parameters())
     record = {"size": args.size, "layers": config["decoder"]["layers"], "d_model": config["decoder"]["d_model"],
               "parameters": parameters, "calibrated_steps_s": rate, "steps": per_point * args.points,
               "train_seconds": train_metrics["train_seconds"], "budget_s": args.budget_s, "batch": batch,

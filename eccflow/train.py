@@ -17,14 +17,13 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from eccflow.codes import Code, get_code
-from eccflow.data import AWGNDataModule, BICMDataModule, MultiCodeDataModule
+from eccflow.data import AWGNDataModule, MultiCodeDataModule
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.flops import flops_per_frame
-from eccflow.decoders.factory import TRANSFORMER_FAMILIES
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.host_memory import keep_freed_memory
-from eccflow.lit import DecoderLitModule, NeuralBPLitModule, TransformerLitModule, load_weights, read_checkpoint
-from eccflow.lit.checkpoint import build_network
+from eccflow.lit import DecoderLitModule, load_weights, read_checkpoint
+from eccflow.lit.families import build_network, get_family
 from eccflow.lit.base import ADAM_OPTIONS
 
 
@@ -113,7 +112,8 @@ def optimizer_settings(config: dict[str, Any], stage: str) -> dict[str, Any]:
 
 
 def build_datamodule(code: Code, config: dict[str, Any], stage: str = "train") -> L.LightningDataModule:
-    """Single-code AWGN stream, or the code mixture when the stage lists ``codes`` (FECCT pretraining)."""
+    """The code mixture when the stage lists ``codes`` (FECCT pretraining), else the family's stream (BPSK-AWGN
+    unless the family says otherwise, e.g. SBND's BICM system)."""
     d, st = config["data"], config["stages"][stage]
     common = dict(batch_size=d["batch_size"], batches_per_epoch=d["batches_per_epoch"], codewords=d["codewords"],
                   val_ebn0_db=d["val_ebn0_db"], val_frames=d["val_frames"], seed=config["seed"], num_workers=d["num_workers"],
@@ -121,12 +121,9 @@ def build_datamodule(code: Code, config: dict[str, Any], stage: str = "train") -
     if st.get("codes"):
         return MultiCodeDataModule(st["codes"], d["train_ebn0_db"], weights=st.get("weights"),
                                    heldout=st.get("heldout") or (), **common)
-    dec = config.get("decoder", {})
-    if dec.get("channel", "awgn") == "bicm":  # the BICM system the decoder declares (SBND)
-        return BICMDataModule(code, d["train_ebn0_db"], modulation=dec.get("modulation", "qam"),
-                              order=int(dec.get("order", 16)), demapping=dec.get("demapper", "exact"),
-                              interleaver_seed=int(dec.get("interleaver_seed", 0)), **common)
-    return AWGNDataModule(code, d["train_ebn0_db"], **common)
+    stream = {"train_ebn0_db": d["train_ebn0_db"], **common}
+    family = get_family(config["decoder"].get("family"))
+    return family.datamodule(code, config["decoder"], stream) if family.datamodule else AWGNDataModule(code, **stream)
 
 
 def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | Path | None = None,
@@ -149,17 +146,10 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
                                                   check_update=dec.get("check_update", "sum-product")) for c in codes}
     common = dict(**optimizer_settings(config, stage), baseline=baselines,
                   val_codes=[c.name for c in codes] if st.get("codes") else None, heldout_codes=heldout)
-    if dec["family"] in TRANSFORMER_FAMILIES:
-        return TransformerLitModule(net, dec, code.name, **common)
-    if dec["family"] == "sbnd":
-        from eccflow.lit.sbnd import SBNDLitModule
-
-        return SBNDLitModule(net, dec, code.name, **common)
-    if dec["family"] == "ewgnn":
-        from eccflow.lit.ewgnn import EWGNNLitModule
-
-        return EWGNNLitModule(net, dec, code.name, multiloss=st["multiloss"], **common)
-    return NeuralBPLitModule(net, dec, code.name, multiloss=st["multiloss"], **common)
+    family = get_family(dec["family"])
+    if family.lightning is None:
+        raise ConfigError(f"the {family.name} family is trained by a stage of its own (PIPELINE={family.name})")
+    return family.lightning(net, dec, code.name, st, common)
 
 
 class LastCheckpoint(Callback):
@@ -287,7 +277,8 @@ def fit(
     trainer = L.Trainer(
         val_check_interval=interval, check_val_every_n_epoch=None if interval else 1,
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
-        max_epochs=epochs, max_time=timedelta(seconds=plan["remaining_s"]) if plan else None, gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
+        max_epochs=epochs, max_steps=int(plan["steps"]) if plan else -1,
+        max_time=timedelta(seconds=plan["remaining_s"]) if plan else None, gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
         logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir), *callbacks], default_root_dir=str(out_dir),
         reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
         log_every_n_steps=10, num_sanity_val_steps=0,  # validation is tested; a pre-training pass would only cost time

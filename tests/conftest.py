@@ -38,13 +38,13 @@ def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> str:
     pipelines take it with ``stages.pretrained.weights=<path>`` and :data:`TINY_BACKBONE`."""
     from eccflow.codes import get_code
     from eccflow.config import compose
-    from eccflow.decoders.factory import build_decoder
+    from eccflow.lit.families import build_network
     from eccflow.lit import save_decoder
     from eccflow.pretrained import export_backbone
 
     folder = tmp_path_factory.mktemp("backbone")
     config = compose("BCH_n15_k7", "fecct", "quick", TINY_BACKBONE)["decoder"]
     torch.manual_seed(0)
-    checkpoint = save_decoder(build_decoder(get_code("BCH_n15_k7"), config), config, "BCH_n15_k7", folder / "net.ckpt")
+    checkpoint = save_decoder(build_network(get_code("BCH_n15_k7"), config), config, "BCH_n15_k7", folder / "net.ckpt")
     backbone = export_backbone(checkpoint, folder, "tiny", {"steps": 0, "words": 0}, commit="test")
     return str(backbone.path.with_suffix(".json"))

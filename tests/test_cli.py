@@ -70,12 +70,12 @@ def test_eval_errors_are_one_line(capsys):
 def test_eval_a_checkpoint_beside_baselines(tmp_path):
     from eccflow.codes import get_code
     from eccflow.config import read_group
-    from eccflow.decoders.factory import build_decoder
+    from eccflow.lit.families import build_network
     from eccflow.lit import save_decoder
 
     code = get_code("BCH_n15_k7")
     config = read_group("decoders", "neural_bp")
-    path = save_decoder(build_decoder(code, config), config, code.name, tmp_path / "nbp.ckpt")
+    path = save_decoder(build_network(code, config), config, code.name, tmp_path / "nbp.ckpt")
     out = tmp_path / "model.json"
     assert main(["eval", "--code", code.name, "--checkpoint", str(path), "--decoder", "bp:5", "--ebn0", "3",
                  "--rule", "budget", "--max-frames", "2000", "--batch-size", "1000", "--json", str(out), "--quiet"]) == 0

@@ -10,7 +10,7 @@ import torch
 
 from eccflow.codes import Code, get_code
 from eccflow.decoders.ewgnn import EWGNNDecoder, clipped_check_update, edge_mean_normalize
-from eccflow.decoders.factory import build_decoder
+from eccflow.lit.families import build_network
 from eccflow.decoders.message_passing import BeliefPropagationDecoder, TannerGraph
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, save_decoder
@@ -167,8 +167,8 @@ def test_bad_inputs_are_clear_errors():
     with pytest.raises(ConfigError, match="Code or a TannerGraph"):
         net(torch.zeros(2, 15), code="BCH_n15_k7")
     with pytest.raises(ConfigError, match="decoder config for ewgnn"):
-        build_decoder(code, {"family": "ewgnn", "iterations": 5, "clipp": 0.9})
-    assert isinstance(build_decoder(code, {"family": "ewgnn", "iterations": 4}), EWGNNDecoder)
+        build_network(code, {"family": "ewgnn", "iterations": 5, "clipp": 0.9})
+    assert isinstance(build_network(code, {"family": "ewgnn", "iterations": 4}), EWGNNDecoder)
 
 
 def test_flops_grow_with_the_code_parameters_do_not():

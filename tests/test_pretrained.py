@@ -14,7 +14,7 @@ from eccflow.cli import main
 from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.data import fixed_stream
-from eccflow.decoders.factory import build_decoder
+from eccflow.lit.families import build_network
 from eccflow.errors import EccflowError
 from eccflow.lit import save_decoder
 from eccflow.pipelines import run_pipeline
@@ -98,7 +98,7 @@ def test_weights_of_another_backbone_version_are_a_clear_error(tmp_path):
     weights = manifest.with_suffix(".ckpt")
     # another architecture's weights under the shipped manifest (its checksum updated): the network differs
     config = compose("BCH_n15_k7", "fecct", "quick", TINY_BACKBONE)["decoder"]
-    save_decoder(build_decoder(get_code("BCH_n15_k7"), config), config, "BCH_n15_k7", weights)
+    save_decoder(build_network(get_code("BCH_n15_k7"), config), config, "BCH_n15_k7", weights)
     _rewrite(manifest, sha256=sha256_of(weights), bytes=weights.stat().st_size)
     with pytest.raises(EccflowError, match=f"{weights} were trained as another backbone version"):
         load_backbone(manifest)

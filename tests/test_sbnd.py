@@ -12,7 +12,8 @@ from eccflow.channels import make_constellation
 from eccflow.codes import get_code, gf2
 from eccflow.config import compose
 from eccflow.data.bicm import build_bicm_channel, decoder_channel
-from eccflow.decoders.factory import build_classical_decoder, build_decoder
+from eccflow.decoders.factory import build_classical_decoder
+from eccflow.lit.families import build_network
 from eccflow.decoders.sbnd import (SBNDDecoder, gru_parameter_count, message_generator, parameter_report,
                                    transformer_parameter_count)
 from eccflow.errors import ConfigError
@@ -107,7 +108,7 @@ def test_parameter_counts_match_the_formulas(output):
 def test_factory_builds_sbnd_and_flops_are_counted():
     code = get_code(CODE)
     for config in (GRU_SMALL, TRANSFORMER_SMALL):
-        net = build_decoder(code, config)
+        net = build_network(code, config)
         assert isinstance(net, SBNDDecoder) and net.flops_per_frame() > 0
         out = net(_words(code, 7)[2])
         assert out.bits.shape == out.llr.shape == (7, code.n)

@@ -13,7 +13,7 @@ from torch import nn
 from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.data import fixed_stream
-from eccflow.decoders.factory import build_decoder
+from eccflow.lit.families import build_network
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.errors import ConfigError
 from eccflow.lit import read_checkpoint
@@ -35,7 +35,7 @@ def _outputs(state: dict[str, torch.Tensor]) -> torch.Tensor:
     """The trained network's noise logits on fixed words. (Weights themselves can differ where the true gradient
     is zero, e.g. the key biases, which softmax ignores: Adam scales rounding noise there up to lr-sized steps.)"""
     code = get_code(CODE)
-    net = build_decoder(code, compose(CODE, "ecct", "quick", TINY)["decoder"])
+    net = build_network(code, compose(CODE, "ecct", "quick", TINY)["decoder"])
     net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
     llr = fixed_stream(code, 4.0, 256, 256, "random", seed=9)[0]["llr"]
     with torch.no_grad():

@@ -10,7 +10,7 @@ import torch
 from eccflow.codes import get_code
 from eccflow.codes.constructions.sc_ldpc import sc_ldpc_code
 from eccflow.data.boosting import BoostingDataModule, collect_ep_samples, load_ep_samples
-from eccflow.decoders.factory import build_decoder
+from eccflow.lit.families import build_network
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.window import (ChainDecoder, WindowDecoder, WindowGraph, normalized_reach, reach_counts,
                                      skip_order, window_starts)
@@ -195,9 +195,9 @@ def test_soft_block_error_tends_to_the_block_error():
 
 def test_weight_file_for_another_iteration_count_is_a_clear_error(chain, tmp_path: Path):
     config = {"family": "nwd", "window": 3, "target": 1, "iterations": 3}
-    path = save_decoder(build_decoder(chain, config), config, chain.name, tmp_path / "nwd.ckpt")
+    path = save_decoder(build_network(chain, config), config, chain.name, tmp_path / "nwd.ckpt")
     assert load_decoder(path).iterations == 3
-    other = build_decoder(chain, {**config, "iterations": 4})
+    other = build_network(chain, {**config, "iterations": 4})
     from eccflow.lit import load_weights
 
     with pytest.raises(EccflowError, match="shape mismatch"):
@@ -206,7 +206,7 @@ def test_weight_file_for_another_iteration_count_is_a_clear_error(chain, tmp_pat
         other.load_weight_set(torch.ones(3, 3))
     wrong_protograph = sc_ldpc_code(3, 6, 3, 8, 8, edge_spreading=[np.array([[2, 1]]), np.array([[1, 1]]), np.array([[0, 1]])])
     with pytest.raises(ConfigError, match="another window protograph"):
-        load_weights(build_decoder(wrong_protograph, config), path)
+        load_weights(build_network(wrong_protograph, config), path)
 
 
 def test_boosting_collects_connected_windows(chain, tmp_path: Path):

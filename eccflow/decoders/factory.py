@@ -1,4 +1,4 @@
-"""Classical decoders by name, as the CLI and configs refer to them."""
+"""Classical decoders by name, as the CLI and configs refer to them (trainable families: eccflow.lit.families)."""
 from __future__ import annotations
 
 from enum import Enum
@@ -50,40 +50,3 @@ def build_classical_decoder(
         offset=offset,
         early_stop=early_stop,
     )
-
-
-TRANSFORMER_FAMILIES = ("ecct", "fecct", "aecct")
-
-
-def _from_keywords(cls: type[nn.Module], code: Code, config: dict) -> nn.Module:
-    """``cls(code, **config)`` without ``family``; an unknown or missing key is a ConfigError naming the family."""
-    try:
-        return cls(code, **{k: v for k, v in config.items() if k != "family"})
-    except TypeError as err:
-        raise ConfigError(f"decoder config for {config['family']}: {err}") from None
-
-
-def build_decoder(code: Code, config: dict) -> nn.Module:
-    """A trainable decoder network from its ``decoder:`` config block (``family`` picks the class)."""
-    family = config.get("family")
-    if family == "neural_bp":
-        from eccflow.decoders.neural_bp import build_decoder as build_neural_bp
-
-        return build_neural_bp(code, config)
-    if family in TRANSFORMER_FAMILIES:
-        from eccflow.decoders.transformer import TransformerDecoder
-
-        return TransformerDecoder(code, config)
-    if family == "ewgnn":
-        from eccflow.decoders.ewgnn import EWGNNDecoder
-
-        return _from_keywords(EWGNNDecoder, code, config)
-    if family == "sbnd":
-        from eccflow.decoders.sbnd import SBNDDecoder
-
-        return SBNDDecoder(code, config)
-    if family == "nwd":
-        from eccflow.decoders.window import WindowDecoder
-
-        return _from_keywords(WindowDecoder, code, config)
-    raise ConfigError(f"unknown decoder family {family!r}; available: {['neural_bp', 'ewgnn', 'nwd', 'sbnd', *TRANSFORMER_FAMILIES]}")

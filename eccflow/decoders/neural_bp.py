@@ -52,14 +52,3 @@ class NeuralBPDecoder(BeliefPropagationDecoder):
             w = w.index_select(0, self.graph.edge_check)
         return w.unsqueeze(1)  # (E or 1, 1), broadcast over the batch
 
-
-def build_decoder(code: Code, config: dict) -> nn.Module:
-    """A decoder network from its ``conf/decoders/*.yaml`` section."""
-    cfg = dict(config)
-    family = cfg.pop("family", None)
-    if family == "neural_bp":
-        try:
-            return NeuralBPDecoder(code, **cfg)
-        except TypeError as err:
-            raise ConfigError(f"decoder config for neural_bp: {err}") from None
-    raise ConfigError(f"unknown decoder family {family!r}; available: ['neural_bp']")

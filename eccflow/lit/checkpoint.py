@@ -8,22 +8,12 @@ import torch
 from torch import nn
 
 from eccflow.codes import Code, get_code
-from eccflow.compress.fisher import UnitMask, apply_mask
-from eccflow.decoders.factory import build_decoder
 from eccflow.errors import EccflowError
 from eccflow.lit.base import read_checkpoint
 
 
-def build_network(code: Code, net_config: dict[str, Any]) -> nn.Module:
-    """The network ``net_config`` describes; a pruned backbone (``unit_mask``: the heads and FFN channels Fisher
-    pruning kept) is built with its smaller blocks, so its checkpoint's tensors fit."""
-    net = build_decoder(code, net_config)
-    if net_config.get("unit_mask"):
-        apply_mask(net, UnitMask(**net_config["unit_mask"]))
-    return net
-
-
-def _net_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+def net_state(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The network's tensors of a LightningModule checkpoint, without the module's ``net.`` prefix."""
     return {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
 
 
@@ -35,7 +25,7 @@ def load_weights(net: nn.Module, checkpoint_path: str | Path) -> dict[str, Any]:
     """
     ckpt = read_checkpoint(checkpoint_path)
     hp = ckpt["hyper_parameters"]
-    state = _net_state(ckpt)
+    state = net_state(ckpt)
     own = net.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -60,6 +50,8 @@ def load_decoder(checkpoint_path: str | Path, code: Code | str | None = None) ->
     if "net_config" not in hp or "code" not in hp:
         raise EccflowError(f"checkpoint {checkpoint_path} has no eccflow decoder config (net_config, code)")
     target = get_code(code) if isinstance(code, str) else code if code is not None else get_code(hp["code"])
+    from eccflow.lit.families import build_network  # the families module imports the LightningModules
+
     net = build_network(target, hp["net_config"])
     load_weights(net, checkpoint_path)
     return net.eval()

@@ -53,10 +53,10 @@ class Backbone:
 
     def decoder(self, code: Code) -> nn.Module:
         """The backbone built for ``code``'s Tanner graph, weights loaded, in eval mode."""
-        from eccflow.decoders.factory import build_decoder
+        from eccflow.lit.families import build_network
         from eccflow.lit.checkpoint import load_weights
 
-        net = build_decoder(code, self.net_config)
+        net = build_network(code, self.net_config)
         try:
             load_weights(net, self.path)
         except EccflowError as error:

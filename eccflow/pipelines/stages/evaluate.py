@@ -20,6 +20,7 @@ from eccflow.eval.baselines import parse_baseline
 from eccflow.eval.montecarlo import evaluate_paired
 from eccflow.eval.published import baseline_method, published_comparison, published_method, published_table
 from eccflow.lit import load_decoder
+from eccflow.lit.families import get_family
 from eccflow.pipelines.runner import StageContext, StageResult, stage
 
 LOADER = "eccflow.lit.checkpoint:load_decoder"
@@ -89,15 +90,6 @@ def evaluation_kwargs(ctx: StageContext) -> dict:
                 device=evaluation_device(ctx.config))
 
 
-def model_label(dec: dict) -> str:
-    """Curve label of the evaluated model: ``neural_bp L=5``, ``ecct N=2 d=32``, ``sbnd gru codeword-wise``."""
-    if dec["family"] == "sbnd":
-        return f"sbnd {dec.get('estimator', 'gru')} {dec.get('output', 'message')}-wise"
-    if "iterations" in dec:
-        return f"{dec['family']} L={dec['iterations']}"
-    return f"{dec['family']} N={dec['layers']} d={dec['d_model']}"
-
-
 def baseline_decoders(ctx: StageContext, iterations: int, device: str) -> tuple[dict, dict, dict, list]:
     """The stage's classical and registered baselines: decoders by label, metric prefixes by label, published
     methods by label, and the notes of baselines skipped (OSD on a code too long for it, nothing registered)."""
@@ -156,7 +148,7 @@ def evaluate(ctx: StageContext) -> StageResult:
     device = evaluation_device(ctx.config)
     model = load_decoder(checkpoint, code=ctx.code).to(device)  # a universal model decodes CODE whatever it was trained on
     iterations = int(dec.get("iterations", st["baseline_iterations"]))
-    label = model_label(dec)
+    label = get_family(dec["family"]).label(dec)  # neural_bp L=5, ecct N=2 d=32, sbnd gru codeword-wise
     kwargs = evaluation_kwargs(ctx)
     channel = evaluation_channel(ctx)
     if channel is not None:

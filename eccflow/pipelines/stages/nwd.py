@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from eccflow.data import ActiveErrorDataModule, ActiveErrorSampler, ActiveYieldLogger, AWGNDataModule
 from eccflow.data.boosting import BoostingDataModule, collect_ep_samples, load_ep_samples
-from eccflow.decoders.factory import build_decoder
+from eccflow.lit.families import build_network
 from eccflow.decoders.window import ChainDecoder, WindowDecoder, schedule_importance, skip_order
 from eccflow.decoders.window_complexity import complexity_table, window_complexity
 from eccflow.codes import Code
@@ -61,7 +61,7 @@ def train_window_decoder(code: Code, config: dict[str, Any], stage_name: str, ou
     st, d = config["stages"][stage_name], config["data"]
     net_config = {k: v for k, v in config["decoder"].items() if k != "wd_normalization"}
     net_config |= {"scope": st.get("scope") or net_config.get("scope", "target"), "damping": bool(st.get("damping", False))}
-    net = build_decoder(code, net_config)
+    net = build_network(code, net_config)
     if init_weights is not None:
         net.load_weight_set(init_weights)
     graph = net.graph
@@ -199,7 +199,7 @@ def ep_train(ctx: StageContext) -> StageResult:
     plain = load_decoder(ctx.inputs["nwd"])
     hp = torch.load(ctx.inputs["nwd"], map_location="cpu", weights_only=True)["hyper_parameters"]
     net_config = hp["net_config"]
-    net = build_decoder(ctx.code, net_config)
+    net = build_network(ctx.code, net_config)
     net.load_state_dict(plain.state_dict())
     chain = ChainDecoder(net)
     data = load_ep_samples(ctx.inputs["ep_samples"], chain)

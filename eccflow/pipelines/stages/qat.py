@@ -6,10 +6,11 @@ import mlflow
 from lightning.pytorch.loggers import MLFlowLogger
 
 from eccflow.compress.qat import footprint, load_full_precision, sparsity_by_layer_type
-from eccflow.decoders.factory import build_decoder
+from eccflow.lit.families import build_network
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import TransformerLitModule, read_checkpoint
+from eccflow.lit.checkpoint import net_state
 from eccflow.nn.ternary import SCALE_GRADS
 from eccflow.pipelines.runner import StageContext, StageResult, stage
 from eccflow.train import fit, optimizer_settings
@@ -29,9 +30,9 @@ def qat(ctx: StageContext) -> StageResult:
     ckpt = read_checkpoint(ctx.inputs["checkpoint"])
     net_config = {**ckpt["hyper_parameters"]["net_config"], "quantization": st["quantization"],
                   "quant_percentile": float(st["percentile"]), "quant_scale_grad": scale_grad}
-    net = build_decoder(ctx.code, net_config)
+    net = build_network(ctx.code, net_config)
     try:
-        load_full_precision(net, {k[len("net."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("net.")})
+        load_full_precision(net, net_state(ckpt))
     except ValueError as err:
         raise EccflowError(f"{ctx.inputs['checkpoint']}: {err}") from None
     baseline = BeliefPropagationDecoder(ctx.code, iterations=int(st["baseline_iterations"]))
@@ -40,8 +41,7 @@ def qat(ctx: StageContext) -> StageResult:
                                delta_lr=None if delta_lr is None else float(delta_lr))
     logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
     model, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit)
-    best = read_checkpoint(model)["state_dict"]
-    net.load_state_dict({k[len("net."):]: v for k, v in best.items() if k.startswith("net.")})
+    net.load_state_dict(net_state(read_checkpoint(model)))
     metrics |= footprint(net) | sparsity_by_layer_type(net)
     mlflow.log_metrics(metrics)
     return StageResult(outputs={"checkpoint": str(model)}, metrics=metrics)

@@ -15,6 +15,7 @@ from eccflow.compress.lora import adapter_state, add_lora, merge_lora
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
+from eccflow.lit.checkpoint import net_state
 from eccflow.lit.recovery import RecoveryLitModule
 from eccflow.pipelines.runner import StageContext, StageResult, stage
 from eccflow.train import fit, optimizer_settings
@@ -39,8 +40,7 @@ def recover(ctx: StageContext) -> StageResult:
                             **optimizer_settings(ctx.config, ctx.name), baseline={ctx.code.name: baseline})
     logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
     best, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit)
-    state = read_checkpoint(best)["state_dict"]
-    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+    net.load_state_dict(net_state(read_checkpoint(best)))
     outputs = {}
     if adapters:
         adapter_file = ctx.out_dir / "adapters.pt"
