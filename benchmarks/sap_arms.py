@@ -11,7 +11,7 @@ Library: ``make pipeline PIPELINE=sap_library`` per library code (dedicated Fish
 the pretrained backbone). Targets: ``PIPELINE=sap_arms`` (unpruned fine-tune, dedicated mask + LoRA,
 SAP mask + full fine-tune, SAP mask + LoRA; equal recovery budgets; one MLflow parent run per target)
 with ``stages.sap.tau`` = ``--tau`` so that out-of-library targets reuse their nearest library mask.
-Acceptance: SAP + LoRA within 0.1 of dedicated + LoRA at 4 and 5 dB, both within 0.3 of the unpruned
+Checked: SAP + LoRA within 0.1 of dedicated + LoRA at 4 and 5 dB, both within 0.3 of the unpruned
 fine-tune.
 """
 from __future__ import annotations
@@ -91,7 +91,7 @@ def report(out: Path) -> str:
             sap, ded, full = (a[k][f"neg_ln_ber_{e}dB"] for k in ("SAP + LoRA", "dedicated + LoRA", "unpruned"))
             checks.append(f"| {row['target']} | {e} | {sap - ded:+.2f} | {'yes' if abs(sap - ded) <= 0.1 else 'NO'} | "
                           f"{ded - full:+.2f} / {sap - full:+.2f} | {'yes' if min(ded, sap) >= full - 0.3 else 'NO'} |")
-    lines += ["", "## Acceptance checks", "",
+    lines += ["", "## SAP + LoRA against dedicated + LoRA and the unpruned fine-tune", "",
               "| target | Eb/N0 | SAP - dedicated | within 0.1 | dedicated / SAP - unpruned | both within 0.3 |", "|---|---|---:|---|---:|---|", *checks,
               "", "## Mask reuse vs derivation (SAP App. F analogue)", "",
               "| target | retrieval (s) | dedicated Fisher derivation (s) | speed-up | FLOPs kept | LoRA params / model |", "|---|---:|---:|---:|---:|---:|"]

@@ -1,4 +1,4 @@
-"""SBND acceptance tables on one BICM system: GRU vs transformer estimator (BER and decode speed measured
+"""SBND comparison tables on one BICM system: GRU vs transformer estimator (BER and decode speed measured
 side by side in one process), parameter counts vs the paper's formulas, gap to OSD at a target BER, and the
 Theorem 1 channel check.
 

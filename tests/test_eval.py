@@ -63,7 +63,7 @@ def test_uncoded_hard_decision_ber_matches_theory():
 @pytest.mark.statistical
 @pytest.mark.parametrize("name,iters,published", [("BCH_n63_k45", 5, 4.08), ("LDPC_n49_k24", 5, 5.30)])
 def test_bp_reproduces_published_value_at_4db(name, iters, published):
-    """Published -ln(BER) at 4 dB within the issue's 0.2, with 1000+ frame errors
+    """Published -ln(BER) at 4 dB within 0.2, with 1000+ frame errors
     (frame-clustered interval narrower than 0.2)."""
     code = get_code(name)
     r = evaluate(BeliefPropagationDecoder(code, iters), code, [4.0], min_frame_errors=1000, max_frames=200_000,
