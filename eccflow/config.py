@@ -145,6 +145,7 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     cfg["stages"] = deep_merge(cfg["stages"], pipe.get("stage_settings") or {}, strict=True, where="stages.")
     prof = read_profile(profile)
     per_pipeline = prof.pop("pipelines", {}) or {}
+    _check_profile_names(profile, per_pipeline, prof.get("stages") or {})
     cfg["stages"] = merge_stage_settings(cfg["stages"], prof.pop("stages", {}) or {}, must_match=False)
     cfg = deep_merge(cfg, prof, strict=True)
     cfg = _apply(cfg, per_pipeline.get(pipeline, {}))
@@ -157,6 +158,19 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
         cfg = _apply(cfg, parse_override(text))
     _check_branches(cfg["stage_order"], cfg["stages"])
     return cfg
+
+
+def _check_profile_names(profile: str, per_pipeline: dict[str, Any], stages: dict[str, Any]) -> None:
+    """A profile serves every pipeline, so its names are checked against what exists, not against this pipeline:
+    ``pipelines.<p>`` must be a file in ``conf/pipelines/``, ``stages.<s>`` (or ``<s>:<label>``) in ``conf/stages/``."""
+    pipelines = _available("pipelines")
+    unknown = sorted(set(per_pipeline) - set(pipelines))
+    if unknown:
+        raise ConfigError(f"profile {profile!r} sizes unknown pipelines {unknown}; pipelines: {pipelines}")
+    known_stages = _available("stages")
+    unknown = sorted(k for k in stages if str(k).split(":", 1)[0] not in known_stages)
+    if unknown:
+        raise ConfigError(f"profile {profile!r} sets unknown stages {unknown}; stages: {known_stages}")
 
 
 def _check_branches(order: list[str], stages: dict[str, Any]) -> None:
