@@ -21,6 +21,9 @@ ZEROSHOT_TINY = ["stages.evaluate:zeroshot.max_frames=600", "stages.evaluate:zer
                  "stages.evaluate:zeroshot.ebn0_db=[5.0]"]
 
 
+NO_BUDGET = "stages.finetune.budget_s=null"  # the quick profile fine-tunes for 5 minutes; tests by TINY's steps
+
+
 def backbone(manifest: str) -> list[str]:
     """Overrides that start a FECCT pipeline from the tiny exported backbone (tests/conftest.py)."""
     return [*TINY_BACKBONE, f"stages.pretrained.weights={manifest}"]
@@ -77,7 +80,7 @@ def test_universal_pretraining_validates_heldout_codes_zero_shot():
 
 @pytest.mark.slow
 def test_fecct_pipeline_fine_tunes_the_backbone_for_each_target_code(tiny_backbone):
-    overrides = [*TINY, *ZEROSHOT_TINY, *backbone(tiny_backbone)]
+    overrides = [*TINY, *ZEROSHOT_TINY, *backbone(tiny_backbone), NO_BUDGET]
     first = run_pipeline("POLAR_n32_k16", "fecct", overrides=overrides, log=_quiet)
     assert [s["cached"] for s in first["stages"].values()] == [False, False, False, False]
     second = run_pipeline("BCH_n31_k16", "fecct", overrides=overrides, log=_quiet)
@@ -94,7 +97,7 @@ def test_fecct_pipeline_fine_tunes_the_backbone_for_each_target_code(tiny_backbo
 
 @pytest.mark.slow
 def test_prune_pipeline_shrinks_the_backbone_to_the_budget(tiny_backbone):
-    overrides = [*TINY, *backbone(tiny_backbone), "stages.prune.calibration_frames=64",
+    overrides = [*TINY, *backbone(tiny_backbone), NO_BUDGET, "stages.prune.calibration_frames=64",
                  "stages.prune.calibration_ebn0_db=[5.0]"]
     summary = run_pipeline("BCH_n31_k16", "fecct_prune", overrides=overrides, log=_quiet)
     prune = summary["stages"]["prune"]["metrics"]
