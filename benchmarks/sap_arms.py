@@ -23,13 +23,12 @@ from pathlib import Path
 from eccflow.pipelines import run_pipeline
 
 LIBRARY = ["BCH_n31_k16", "BCH_n63_k45", "LDPC_n49_k24", "LDPC_n64_k32", "POLAR_n32_k16", "POLAR_n64_k32"]
-ARMS = {"unpruned": "evaluate:unpruned", "dedicated + LoRA": "evaluate:dedicated",
-        "SAP + full FT": "evaluate:sap_full", "SAP + LoRA": "evaluate:sap_lora",
-        "random mask + LoRA": "evaluate:random", "mismatched mask + LoRA": "evaluate:mismatched"}
+ARMS = {"unpruned": ("finetune:unpruned", "evaluate:unpruned"),  # arm: (stage making its model, its evaluation)
+        "dedicated + LoRA": ("recover:dedicated", "evaluate:dedicated"),
+        "SAP + full FT": ("recover:sap_full", "evaluate:sap_full"), "SAP + LoRA": ("recover:sap_lora", "evaluate:sap_lora"),
+        "random mask + LoRA": ("recover:random", "evaluate:random"),
+        "mismatched mask + LoRA": ("recover:mismatched", "evaluate:mismatched")}
 METRICS = ("neg_ln_ber_", "bp5_neg_ln_ber_", "bp50_neg_ln_ber_", "vs_")
-MODELS = {"unpruned": "finetune:unpruned", "dedicated + LoRA": "recover:dedicated", "SAP + full FT": "recover:sap_full",
-          "SAP + LoRA": "recover:sap_lora", "random mask + LoRA": "recover:random",
-          "mismatched mask + LoRA": "recover:mismatched"}  # the stage whose checkpoint each arm evaluates
 EBN0 = (4.0, 5.0, 6.0)
 
 
@@ -41,9 +40,9 @@ def paired_arms(target: str, summary: dict, max_frames: int) -> list[dict]:
     from eccflow.lit import load_decoder
 
     code = get_code(target)
-    decoders = {arm: load_decoder(summary["stages"][stage]["outputs"]["checkpoint"], code=code)
-                for arm, stage in MODELS.items()}
-    pairs = [("SAP + LoRA", arm) for arm in MODELS if arm != "SAP + LoRA"]
+    decoders = {arm: load_decoder(summary["stages"][model]["outputs"]["checkpoint"], code=code)
+                for arm, (model, _) in ARMS.items()}
+    pairs = [("SAP + LoRA", arm) for arm in ARMS if arm != "SAP + LoRA"]
     evaluation = evaluate_paired(decoders, code, EBN0, pairs=pairs, rule="errors", min_frame_errors=100,
                                  max_frames=max_frames, seed=104729, progress=False)
     return json_safe([d.to_dict() for d in evaluation.paired])
@@ -63,8 +62,8 @@ def summarize(target: str, summary: dict) -> dict:
            "dedicated_mask_seconds": stages["prune"]["metrics"]["mask_seconds"],
            "flops_ratio": stages["prune"]["metrics"]["flops_ratio"],
            "lora_fraction": stages["recover:sap_lora"]["metrics"]["lora_fraction"], "arms": {}}
-    for arm, stage in ARMS.items():
-        m = stages[stage]["metrics"]
+    for arm, (_, evaluation) in ARMS.items():
+        m = stages[evaluation]["metrics"]
         row["arms"][arm] = {k: m[k] for k in m if k.startswith(METRICS)} | {"decoder_flops": m["decoder_flops"]}
     return row
 

@@ -17,36 +17,31 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
 
-from eccflow.codes import get_code
-from eccflow.errors import ConfigError, EccflowError
-from eccflow.eval.published import published_for
-from eccflow.pipelines import run_pipeline
-from eccflow.pretrained import load_backbone
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sbnd_compare import frames_per_second  # noqa: E402
+
+from eccflow.codes import get_code  # noqa: E402
+from eccflow.errors import ConfigError, EccflowError  # noqa: E402
+from eccflow.eval.published import published_for  # noqa: E402
+from eccflow.pipelines import run_pipeline  # noqa: E402
+from eccflow.pretrained import load_backbone  # noqa: E402
 
 EBN0 = (4.0, 5.0, 6.0)
 MIN_FRAME_ERRORS = 100
 STAGES = {"zero-shot": "evaluate:zeroshot", "fine-tuned": "evaluate"}
 
 
-def frames_per_second(code_name: str, frames: int = 2000) -> float:
-    """Decoding throughput of the shipped backbone on one CPU thread (batch 500, after one warm-up batch)."""
+def decoding_speed(code_name: str) -> float:
+    """Frames/s of the shipped backbone on one CPU thread, on a batch of 500 words."""
     code = get_code(code_name)
-    net = load_backbone().decoder(code)
-    llr = torch.randn(500, code.n) + 2.0
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.no_grad():
-            net(llr)
-            start = time.perf_counter()
-            for _ in range(frames // 500):
-                net(llr)
-        return frames / (time.perf_counter() - start)
+        return frames_per_second(load_backbone().decoder(code), torch.randn(500, code.n) + 2.0)
     finally:
         torch.set_num_threads(threads)
 
@@ -67,7 +62,7 @@ def run(args: argparse.Namespace) -> None:
         record = {"code": get_code(name).name, "n": get_code(name).n, "k": get_code(name).k,
                   "backbone_sha256": backbone.sha256, "backbone_steps": backbone.manifest["training"]["steps"],
                   "overrides": args.override, "finetune": finetune, "tables": tables,
-                  "frames_per_s_one_thread": frames_per_second(name),
+                  "frames_per_s_one_thread": decoding_speed(name),
                   "command": "python " + " ".join(sys.argv)}
         target.write_text(json.dumps(record, indent=2) + "\n")
         print(f"{name}: done")

@@ -127,11 +127,13 @@ def curve_from_store(workdir: Path) -> dict[int, dict[str, float]]:
 def with_nve(row: dict, mixture: list[str], heldout: list[str]) -> dict:
     """``row`` with ``nve_mixture`` and ``nve_heldout`` recomputed from its per-code BERs (mean of BER / BP-5 BER
     over the points where BP-5 erred), each code counted in the list it belongs to by its registered name."""
+    from eccflow.lit.base import normalized_validation_error
+
     for label, names in (("nve_mixture", mixture), ("nve_heldout", heldout)):
-        ratios = [row[key] / row[key.replace("val/ber_", "val/baseline_ber_")] for key in row
-                  if key.startswith("val/ber_") and key[len("val/ber_"):].rsplit("_", 1)[0] in names
-                  and row.get(key.replace("val/ber_", "val/baseline_ber_"), 0) > 0]
-        row[label] = sum(ratios) / len(ratios) if ratios else float("nan")
+        pairs = [(row[key], row[key.replace("val/ber_", "val/baseline_ber_")]) for key in row
+                 if key.startswith("val/ber_") and key[len("val/ber_"):].rsplit("_", 1)[0] in names
+                 and key.replace("val/ber_", "val/baseline_ber_") in row]
+        row[label] = normalized_validation_error(pairs)
     return row
 
 

@@ -94,8 +94,7 @@ def _backbone_show(args: argparse.Namespace) -> None:
     from eccflow.pretrained import load_backbone
 
     backbone = load_backbone(args.weights)
-    manifest = {k: v for k, v in backbone.manifest.items() if k != "training"}
-    print(json.dumps({"verified": str(backbone.path), **manifest, "training": backbone.manifest["training"]}, indent=2))
+    print(json.dumps({"verified": str(backbone.path), **backbone.manifest}, indent=2))
 
 
 def _backbone_export(args: argparse.Namespace) -> None:

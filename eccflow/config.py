@@ -211,6 +211,15 @@ def config_hash(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (cache keys, backbone manifests)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def dataclass_from_dict(cls: type, values: dict[str, Any], kind: str, ignored: tuple[str, ...] = ("family", "name")) -> Any:
     """``cls(**values)`` for a config dataclass with a ``validate()`` method; a key that is neither a field nor
     in ``ignored`` is a ConfigError naming the ``kind`` of config and the known keys."""

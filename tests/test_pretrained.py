@@ -18,13 +18,14 @@ from eccflow.lit.families import build_network
 from eccflow.errors import EccflowError
 from eccflow.lit import save_decoder
 from eccflow.pipelines import run_pipeline
-from eccflow.pretrained import FORMAT_VERSION, SHIPPED, export_backbone, load_backbone, sha256_of, shipped_manifest
+from eccflow.config import file_sha256
+from eccflow.pretrained import FORMAT_VERSION, SHIPPED, export_backbone, load_backbone, shipped_manifest
 
 
 def test_the_shipped_backbone_verifies_and_records_how_it_was_trained():
     backbone = load_backbone()
     manifest = backbone.manifest
-    assert manifest["format_version"] == FORMAT_VERSION and manifest["sha256"] == sha256_of(backbone.path)
+    assert manifest["format_version"] == FORMAT_VERSION and manifest["sha256"] == file_sha256(backbone.path)
     assert backbone.path.stat().st_size < 4 * 2**20  # a small file in the package data
     assert manifest["net_config"]["family"] == "fecct" and len(manifest["commit"]) == 40
     training = manifest["training"]
@@ -99,14 +100,14 @@ def test_weights_of_another_backbone_version_are_a_clear_error(tmp_path):
     # another architecture's weights under the shipped manifest (its checksum updated): the network differs
     config = compose("BCH_n15_k7", "fecct", "quick", TINY_BACKBONE)["decoder"]
     save_decoder(build_network(get_code("BCH_n15_k7"), config), config, "BCH_n15_k7", weights)
-    _rewrite(manifest, sha256=sha256_of(weights), bytes=weights.stat().st_size)
+    _rewrite(manifest, sha256=file_sha256(weights), bytes=weights.stat().st_size)
     with pytest.raises(EccflowError, match=f"{weights} were trained as another backbone version"):
         load_backbone(manifest)
     # same config, different tensors (a later release renamed a layer): caught when the network is built
     state = torch.load(shipped_manifest().with_suffix(".ckpt"), weights_only=True)
     state["state_dict"] = {k.replace("blocks.0.", "layers.0."): v for k, v in state["state_dict"].items()}
     torch.save(state, weights)
-    _rewrite(manifest, sha256=sha256_of(weights), bytes=weights.stat().st_size)
+    _rewrite(manifest, sha256=file_sha256(weights), bytes=weights.stat().st_size)
     with pytest.raises(EccflowError, match=f"{weights} holds weights of another backbone version"):
         load_backbone(manifest).decoder(get_code("BCH_n15_k7"))
 

@@ -59,9 +59,14 @@ def load_decoder(checkpoint_path: str | Path, code: Code | str | None = None) ->
 
 def save_decoder(net: nn.Module, net_config: dict[str, Any], code: str, path: str | Path) -> Path:
     """Write ``net`` as a checkpoint that :func:`load_decoder` and ``fit(init_checkpoint=...)`` read."""
+    return save_state(net.state_dict(), net_config, code, path)
+
+
+def save_state(state: dict[str, torch.Tensor], net_config: dict[str, Any], code: str | None, path: str | Path) -> Path:
+    """Write network tensors (keys without the ``net.`` prefix) as a checkpoint :func:`load_decoder` reads."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")
-    state = {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()}
-    torch.save({"state_dict": state, "hyper_parameters": {"net_config": net_config, "code": code}}, tmp)
+    prefixed = {f"net.{k}": v.detach().cpu() for k, v in state.items()}
+    torch.save({"state_dict": prefixed, "hyper_parameters": {"net_config": net_config, "code": code}}, tmp)
     tmp.replace(path)  # atomic: never a half-written checkpoint
     return path

@@ -10,7 +10,6 @@ Every invocation is one MLflow parent run with one nested run per stage (cached 
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -20,7 +19,7 @@ from typing import Any, Callable
 
 from eccflow import __version__
 from eccflow.codes import Code, get_code
-from eccflow.config import compose, config_hash
+from eccflow.config import compose, config_hash, file_sha256
 from eccflow.errors import ConfigError
 
 SHARED_KEYS = ("code", "seed", "data", "decoder", "trainer")
@@ -97,11 +96,7 @@ def default_cache_root() -> Path:
 
 
 def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:16]
+    return file_sha256(path)[:16]
 
 
 def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:

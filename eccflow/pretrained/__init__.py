@@ -13,7 +13,6 @@ one backbone decodes any binary linear code: it is built for the target code's T
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +23,7 @@ import torch
 from torch import nn
 
 from eccflow.codes import Code
+from eccflow.config import file_sha256
 from eccflow.errors import EccflowError
 
 FORMAT_VERSION = 1
@@ -63,14 +63,6 @@ class Backbone:
             raise EccflowError(f"{self.path} holds weights of another backbone version than its manifest "
                                f"describes: {error}") from None
         return net.eval()
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def shipped_manifest(name: str = SHIPPED) -> Path:
@@ -117,7 +109,7 @@ def load_backbone(weights: str | Path = SHIPPED) -> Backbone:
     if size != manifest["bytes"]:
         raise EccflowError(f"backbone weights {path} are truncated or altered: {size} bytes, its manifest "
                            f"{manifest_path.name} says {manifest['bytes']}")
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if digest != manifest["sha256"]:
         raise EccflowError(f"backbone weights {path} are corrupted: SHA-256 {digest[:16]}..., its manifest "
                            f"{manifest_path.name} says {str(manifest['sha256'])[:16]}...")
@@ -143,20 +135,18 @@ def export_backbone(checkpoint: str | Path, directory: str | Path, name: str, tr
     Only the network weights are kept (no optimiser state), as float32, so the file stays small.
     """
     from eccflow.lit.base import read_checkpoint
+    from eccflow.lit.checkpoint import net_state, save_state
 
     ckpt = read_checkpoint(checkpoint)
     net_config = dict(ckpt["hyper_parameters"]["net_config"])
-    state = {k: v.detach().to(torch.float32).cpu().clone() for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
+    state = {k: v.to(torch.float32) for k, v in net_state(ckpt).items()}
     if not state:
         raise EccflowError(f"checkpoint {checkpoint} holds no network weights (no 'net.' keys)")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path, manifest_path = directory / f"{name}.ckpt", directory / f"{name}.json"
-    partial = path.with_suffix(".partial")
-    torch.save({"state_dict": state, "hyper_parameters": {"net_config": net_config, "code": ckpt["hyper_parameters"].get("code")}},
-               partial)
-    partial.replace(path)
-    manifest = {"format_version": FORMAT_VERSION, "name": name, "weights": path.name, "sha256": sha256_of(path),
+    save_state(state, net_config, ckpt["hyper_parameters"].get("code"), path)
+    manifest = {"format_version": FORMAT_VERSION, "name": name, "weights": path.name, "sha256": file_sha256(path),
                 "bytes": path.stat().st_size, "parameters": sum(v.numel() for v in state.values()),
                 "net_config": net_config, "training": training, "commit": commit}
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
