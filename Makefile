@@ -59,7 +59,7 @@ BENCH_VENV ?= .venv-bench
 $(BENCH_VENV)/.installed: pyproject.toml
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q --upgrade pip
-	$(BENCH_VENV)/bin/pip install -q $(TORCH) sionna-no-rt==2.2.0
+	$(BENCH_VENV)/bin/pip install -q $(TORCH) sionna-no-rt==2.2.0 ldpc==2.4.1
 	$(BENCH_VENV)/bin/pip install -q -e '.[dev]'
 	touch $@
 

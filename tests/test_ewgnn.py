@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from eccflow.codes import Code, get_code
-from eccflow.decoders.ewgnn import EWGNNDecoder, clipped_check_update, edge_mean_normalize
+from eccflow.decoders.ewgnn import EWGNNDecoder, edge_mean_normalize
+from eccflow.decoders.message_passing import clipped_tanh_check_update
 from eccflow.lit.families import build_network
 from eccflow.decoders.message_passing import BeliefPropagationDecoder, TannerGraph
 from eccflow.errors import ConfigError
@@ -51,14 +52,14 @@ def test_parameter_count_does_not_depend_on_the_code():
 
 
 @pytest.mark.parametrize("a", [0.5, 0.9, 0.999])
-def test_clipped_check_update_matches_direct_reference(a):
+def test_clipped_tanh_check_update_matches_direct_reference(a):
     code = tiny_code()
     rng = np.random.default_rng(1)
     v2c = rng.normal(0.0, 3.0, size=(code.num_edges, 7))
     v2c[0, 0] = 0.0  # a zero message: every other edge of its check gets 0
     v2c[3, 1] = 40.0  # saturated tanh
     expected = reference_clipped(code, v2c, a)
-    got = clipped_check_update(TannerGraph(code).double(), torch.tensor(v2c), a).numpy()
+    got = clipped_tanh_check_update(TannerGraph(code).double(), torch.tensor(v2c), a).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
     assert np.abs(got).max() <= 2 * np.arctanh(a) + 1e-9
 
@@ -69,7 +70,7 @@ def test_clipped_update_has_finite_gradients_at_zero_and_saturation():
     v2c[0] = 0.0
     v2c[1] = 60.0
     v2c.requires_grad_(True)
-    clipped_check_update(TannerGraph(code).double(), v2c, 0.99).sum().backward()
+    clipped_tanh_check_update(TannerGraph(code).double(), v2c, 0.99).sum().backward()
     assert torch.isfinite(v2c.grad).all()
 
 

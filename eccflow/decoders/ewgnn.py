@@ -1,6 +1,7 @@
-"""Edge-weighted GNN decoder (EW-GNN, seed paper 002), on the Tanner-graph edge arrays of any code.
+"""Edge-weighted GNN decoder (EW-GNN; Tian et al., "A Scalable Graph Neural Network Decoder for Short Block
+Codes") on the Tanner-graph edge arrays of any code: a configuration of the message-passing engine.
 
-Messages are edge-major (E, B) tensors as in :mod:`eccflow.decoders.message_passing`. Iteration t = 1..T:
+The engine of :mod:`eccflow.decoders.message_passing` with its clipped tanh rule and this weight hook. Iteration t = 1..T:
 
 * VN -> CN (extrinsic, weighted):  m_vc^(t) = llr_v + sum_{c' != c} w_c'v^(t-1) m_c'v^(t-1)   (m^(0) = 0)
 * CN -> VN, clipped tanh rule (paper eq. 8-9), 0 < a < 1:
@@ -27,23 +28,11 @@ from torch import nn
 
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
-from eccflow.decoders.message_passing import TannerGraph, log_tanh_half, sign_parity
+from eccflow.decoders.message_passing import CheckUpdate, Messages, TannerGraph, check_rule, propagate
 from eccflow.errors import ConfigError
 
 NUM_FEATURES = 4  # |m_cv|, r(x_v), r(m_vc), r(m_cv)
 _MEAN_FLOOR = 1e-12  # a feature whose mean over a word's edges is 0 (all residuals 0) stays 0
-
-
-def clipped_check_update(graph: TannerGraph, v2c: torch.Tensor, clip: torch.Tensor | float) -> torch.Tensor:
-    """m_cv = 2 atanh(clip(prod_{v' != v} tanh(m_v'c / 2), -a, a)), (E, B) -> (E, B).
-
-    |prod| = exp(sum_{v' != v} ln tanh(|m_v'c| / 2)) (the check's log sum minus the edge's own term),
-    sign = product of the other signs (:func:`sign_parity`); |m_cv| <= 2 atanh(a) < inf.
-    """
-    logs = log_tanh_half(v2c.abs())  # <= 0, floored at ln(1e-7) for zero messages
-    extrinsic = graph.check_sum(logs).index_select(0, graph.edge_check) - logs
-    magnitude = torch.minimum(torch.exp(extrinsic.clamp_max(0.0)), torch.as_tensor(clip, dtype=v2c.dtype, device=v2c.device))
-    return sign_parity(graph, v2c) * 2.0 * torch.atanh(magnitude)
 
 
 def edge_mean_normalize(values: torch.Tensor) -> torch.Tensor:
@@ -136,8 +125,15 @@ class EWGNNDecoder(nn.Module):
             graph = self._graphs[code.name] = TannerGraph(code).to(device)
         return graph
 
-    def edge_weights(self, features: list[torch.Tensor]) -> torch.Tensor:
-        """w_cv from the four (E, B) features, each mean-normalised over its word's edges."""
+    def edge_weight(self, messages: Messages, graph: TannerGraph) -> torch.Tensor:
+        """w_cv from the four (E, B) features |u_cv|, r(x_v), r(m_vc), r(u_cv), each mean-normalised over its
+        word's edges; a residual with no earlier value is zero."""
+        def residual(now: torch.Tensor, before: torch.Tensor | None) -> torch.Tensor:
+            return torch.zeros_like(now) if before is None else (now - before).abs()
+
+        node = residual(messages.posterior, messages.previous_posterior).index_select(0, graph.edge_var)
+        features = [messages.update.abs(), node, residual(messages.v2c, messages.previous_v2c),
+                    residual(messages.update, messages.previous_update)]
         return self.fnn(torch.stack([edge_mean_normalize(f) for f in features], dim=-1))
 
     def forward(self, llr: torch.Tensor, return_all: bool = False,
@@ -148,32 +144,9 @@ class EWGNNDecoder(nn.Module):
             raise ConfigError(f"ewgnn on {name}: expected LLRs of shape (B, {graph.n}), got {tuple(llr.shape)}")
         if graph.num_edges == 0:
             raise ConfigError(f"ewgnn on {name}: the code has no parity checks (no Tanner-graph edges)")
-        clip = self.clip.to(llr.dtype)
-        llr_vm = llr.t().contiguous()  # (n, B)
-        zeros = llr_vm.new_zeros(graph.num_edges, llr.shape[0])
-        weighted = zeros  # w_cv m_cv of the previous iteration
-        x_prev, x_prev2 = llr_vm, None  # x^(t-1), x^(t-2); x^(0) = llr
-        v2c_prev = c2v_prev = None
-        history: list[torch.Tensor] = []
-        for _ in range(self.iterations):
-            v2c = x_prev.index_select(0, graph.edge_var) - weighted
-            c2v = clipped_check_update(graph, v2c, clip)
-            node_residual = zeros if x_prev2 is None else (x_prev - x_prev2).abs().index_select(0, graph.edge_var)
-            v2c_residual = zeros if v2c_prev is None else (v2c - v2c_prev).abs()
-            c2v_residual = zeros if c2v_prev is None else (c2v - c2v_prev).abs()
-            weights = self.edge_weights([c2v.abs(), node_residual, v2c_residual, c2v_residual])
-            weighted = weights * c2v
-            x = llr_vm + graph.variable_sum(weighted)
-            if return_all:
-                history.append(x.t())
-            x_prev2, x_prev, v2c_prev, c2v_prev = x_prev, x, v2c, c2v
-        out = x_prev.t()
-        return DecoderOutput(
-            llr=out,
-            bits=(out < 0).to(llr.dtype),
-            llr_per_iteration=torch.stack(history) if return_all else None,
-            iterations=torch.full((llr.shape[0],), self.iterations, dtype=torch.long, device=llr.device),
-        )
+        rule = check_rule(CheckUpdate.CLIPPED_TANH, graph, clip=self.clip.to(llr.dtype))
+        return propagate(graph, llr.t().contiguous(), self.iterations, rule,
+                         edge_weight=lambda messages: self.edge_weight(messages, graph), return_all=return_all).output()
 
     def flops_per_frame(self) -> int:
         """Operations per frame of the default code, T iterations.

@@ -1,23 +1,30 @@
-"""Flooding message passing on the Tanner graph: sum-product BP and (normalised / offset) min-sum.
+"""The message-passing engine: the one iteration loop over a Tanner graph, and BP / min-sum built on it.
 
 Messages live on edges, stored edge-major as (E, B) tensors, so that gathers (``index_select``) and
-segment sums (``index_add``) move whole contiguous rows of the batch. Per iteration l:
+segment sums (``index_add``) move whole contiguous rows of the batch. Iteration l of :func:`propagate`:
 
-* variable -> check:  m_vc = llr_v + sum_{c' in N(v)} m_c'v - m_cv                         (VN update)
-* check -> variable, sum-product (Gallager's phi form of the tanh rule):
-      m_cv = w_cv * prod_{v' != v} sign(m_v'c) * phi( sum_{v' != v} phi(|m_v'c|) ),
-      phi(x) = -ln tanh(x / 2),  phi = phi^{-1}; computed as sums of psi = -phi (log-tanh domain)
-* check -> variable, min-sum:  m_cv = w_cv * prod sign(m_v'c) * max(min_{v' != v} |m_v'c| - offset, 0)
-* posterior:  L_v = llr_v + sum_c m_cv;  decision x_v = 1 if L_v < 0.
+* variable -> check:  m_vc = L_v - m_cv,  L_v = llr_v + sum_{c in N(v)} m_cv   (extrinsic VN update)
+* check rule (a :class:`CheckUpdate` or any callable (E, B) -> (E, B)):
+  - sum-product (Gallager's phi form of the tanh rule):
+      u_cv = prod_{v' != v} sign(m_v'c) * phi( sum_{v' != v} phi(|m_v'c|) ),  phi(x) = -ln tanh(x / 2),
+    computed as sums of psi = -phi (log-tanh domain);
+  - min-sum:  u_cv = prod sign(m_v'c) * max(min_{v' != v} |m_v'c| - offset, 0)  (normalised: a weight);
+  - clipped tanh (EW-GNN, Tian et al.):  u_cv = 2 atanh( clip( prod_{v' != v} tanh(m_v'c / 2), -a, a ) );
+* edge weight hook:  u_cv <- w_cv u_cv, w a float, (E, 1) or (E, B) tensor (normalisation, neural BP,
+  the neural window decoder's shared weights, EW-GNN's weight network);
+* combine hook:  m_cv = g(u_cv, m_cv^(l-1)) (damping, skipped check updates, zeroed messages into fixed
+  inputs);
+* posterior:  L_v = llr_v + sum_c m_cv;  decision x_v = 1 if L_v < 0; early stop on a zero syndrome.
 
-``w_cv`` is the normalisation factor (a float) or, for neural decoders, a tensor per edge
-and/or per iteration supplied by overriding :meth:`BeliefPropagationDecoder.check_weight`.
 LLR convention: positive means bit 0.
 """
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 from enum import Enum
+from typing import Callable
 
 import torch
 from torch import nn
@@ -34,6 +41,7 @@ class CheckUpdate(str, Enum):
 
     SUM_PRODUCT = "sum-product"
     MIN_SUM = "min-sum"
+    CLIPPED_TANH = "clipped-tanh"
 
 
 _TINY = 1e-7  # |m| below this counts as 1e-7: caps check messages at phi(1e-7) = 16.8
@@ -93,6 +101,9 @@ def sum_product_check_update(graph: TannerGraph, v2c: torch.Tensor) -> torch.Ten
     return sign_parity(graph, v2c) * -log_tanh_half(-extrinsic)
 
 
+_MAX_MESSAGE = 1e4  # bound for min-sum messages of checks with a single edge (empty minimum)
+
+
 def min_sum_check_update(graph: TannerGraph, v2c: torch.Tensor, offset: float = 0.0) -> torch.Tensor:
     """Extrinsic min-sum check messages (smallest other magnitude, minus ``offset``), (E, B) -> (E, B)."""
     magnitude = v2c.abs()
@@ -108,7 +119,148 @@ def min_sum_check_update(graph: TannerGraph, v2c: torch.Tensor, offset: float = 
     return sign_parity(graph, v2c) * extrinsic
 
 
-_MAX_MESSAGE = 1e4  # bound for min-sum messages of checks with a single edge (empty minimum)
+def clipped_tanh_check_update(graph: TannerGraph, v2c: torch.Tensor, clip: torch.Tensor | float) -> torch.Tensor:
+    """u_cv = 2 atanh(clip(prod_{v' != v} tanh(m_v'c / 2), -a, a)), (E, B) -> (E, B), 0 < a < 1.
+
+    |prod| = exp(sum_{v' != v} ln tanh(|m_v'c| / 2)) (the check's log sum minus the edge's own term),
+    sign = product of the other signs (:func:`sign_parity`); |u_cv| <= 2 atanh(a) < inf.
+    """
+    logs = log_tanh_half(v2c.abs())  # <= 0, floored at ln(1e-7) for zero messages
+    extrinsic = graph.check_sum(logs).index_select(0, graph.edge_check) - logs
+    bound = torch.as_tensor(clip, dtype=v2c.dtype, device=v2c.device)
+    magnitude = torch.minimum(torch.exp(extrinsic.clamp_max(0.0)), bound)
+    return sign_parity(graph, v2c) * 2.0 * torch.atanh(magnitude)
+
+
+CheckRule = Callable[[torch.Tensor], torch.Tensor]  # v2c (E, B) -> extrinsic check messages (E, B)
+
+
+def check_rule(rule: str | CheckUpdate | Callable[[TannerGraph, torch.Tensor], torch.Tensor], graph: TannerGraph,
+               offset: float = 0.0, clip: torch.Tensor | float | None = None) -> CheckRule:
+    """The check rule ``rule`` on ``graph`` as a function of the (E, B) variable-to-check messages.
+
+    ``rule`` is a :class:`CheckUpdate` name or a callable ``(graph, v2c) -> (E, B)``; ``offset`` belongs to
+    min-sum, ``clip`` (the factor a) to the clipped tanh rule.
+    """
+    if callable(rule) and not isinstance(rule, str):
+        return lambda v2c: rule(graph, v2c)
+    try:
+        rule = CheckUpdate(rule)
+    except ValueError:
+        raise ConfigError(f"unknown check_update {rule!r}; choose one of {[c.value for c in CheckUpdate]}") from None
+    if rule is CheckUpdate.SUM_PRODUCT:
+        return lambda v2c: sum_product_check_update(graph, v2c)
+    if rule is CheckUpdate.MIN_SUM:
+        return lambda v2c: min_sum_check_update(graph, v2c, offset)
+    if clip is None:
+        raise ConfigError("the clipped-tanh check rule needs its clip factor a (0 < a < 1)")
+    return lambda v2c: clipped_tanh_check_update(graph, v2c, clip)
+
+
+def damped(update: torch.Tensor, previous: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Damped check messages (1 - beta) u_cv + beta m_cv^(l-1) (Buchberger et al., neural window decoder eq. 4)."""
+    return (1.0 - beta) * update + beta * previous
+
+
+@dataclass
+class Messages:
+    """What the hooks of :func:`propagate` see at iteration ``iteration`` (0-based); edge-major (E, B),
+    variable-major (n, B). With early stop, B counts only the words still being decoded.
+
+    v2c: this iteration's variable-to-check messages; update: the check rule's output, before weights;
+    c2v: the previous iteration's check messages (zeros at the start); posterior: the posterior entering
+    this iteration (the channel LLRs at the start); previous_*: the same one iteration earlier (None at
+    the first iteration).
+    """
+
+    iteration: int
+    v2c: torch.Tensor
+    update: torch.Tensor
+    c2v: torch.Tensor
+    posterior: torch.Tensor
+    previous_v2c: torch.Tensor | None = None
+    previous_update: torch.Tensor | None = None
+    previous_posterior: torch.Tensor | None = None
+
+
+@dataclass
+class Propagation:
+    """Result of :func:`propagate`: posteriors (n, B), per-iteration posteriors (a list of (n, B), when
+    asked) and the iterations each word took (B,)."""
+
+    posterior: torch.Tensor
+    history: list[torch.Tensor] | None
+    iterations: torch.Tensor
+
+    def output(self, active: slice = slice(None)) -> DecoderOutput:
+        """As a :class:`DecoderOutput` over the variables ``active`` (batch-major (B, n))."""
+        out = self.posterior[active].t()
+        history = None if self.history is None else torch.stack([h[active].t() for h in self.history])
+        return DecoderOutput(llr=out, bits=(out < 0).to(out.dtype), llr_per_iteration=history,
+                             iterations=self.iterations)
+
+
+EdgeWeight = Callable[[Messages], "torch.Tensor | float"]
+Combine = Callable[[Messages, torch.Tensor], torch.Tensor]
+
+
+def propagate(graph: TannerGraph, llr: torch.Tensor, iterations: int, rule: CheckRule,
+              edge_weight: EdgeWeight | None = None, combine: Combine | None = None,
+              early_stop: bool = False, return_all: bool = False) -> Propagation:
+    """Flooding message passing: the only iteration loop over a Tanner graph in eccflow.
+
+    Parameters:
+        graph: the Tanner graph (E edges, n variables, m checks).
+        llr: channel LLRs, variable-major (n, B); positive means bit 0.
+        iterations: L, each one check update and one variable update.
+        rule: the check rule, from :func:`check_rule`.
+        edge_weight: hook giving the weight w_cv on the check rule's output (float, (E, 1) or (E, B)).
+        combine: hook turning the weighted update into this iteration's messages (damping, skips, fixed
+            inputs); without it the messages are the weighted update.
+        early_stop: a word whose hard decisions satisfy every check keeps that posterior; decoded words
+            leave the batch (the others are decoded on), and the loop ends when none is left.
+        return_all: keep the posterior of every iteration (decoded words repeat theirs).
+
+    Output: :class:`Propagation` with the posteriors (n, B), their history and the iterations per word.
+    """
+    batch = llr.shape[1]
+    c2v = llr.new_zeros(graph.num_edges, batch)
+    posterior = llr
+    previous = Messages(-1, None, None, c2v, None)  # type: ignore[arg-type]
+    used = torch.full((batch,), iterations, dtype=torch.long, device=llr.device)
+    words = torch.arange(batch, device=llr.device)  # columns still decoded
+    final = llr  # (n, B) posteriors of every word, decoded words written as they finish
+    history: list[torch.Tensor] | None = [] if return_all else None
+    for it in range(iterations):
+        v2c = posterior.index_select(0, graph.edge_var) - c2v
+        update = rule(v2c)
+        messages = Messages(it, v2c, update, c2v, posterior, previous.v2c, previous.update, previous.posterior)
+        weighted = update
+        if edge_weight is not None:
+            weight = edge_weight(messages)
+            if isinstance(weight, torch.Tensor) or weight != 1.0:
+                weighted = update * weight
+        c2v = weighted if combine is None else combine(messages, weighted)
+        previous, posterior = messages, llr + graph.variable_sum(c2v)
+        if early_stop:
+            satisfied = ~graph.syndrome((posterior < 0).to(llr.dtype)).any(dim=0)
+            if bool(satisfied.any()):
+                done = words[satisfied]
+                final = final.index_copy(1, done, posterior[:, satisfied])
+                used[done] = it + 1
+                keep = torch.nonzero(~satisfied).flatten()
+                words = words[keep]
+                llr, posterior, c2v = (t.index_select(1, keep) for t in (llr, posterior, c2v))
+                previous = Messages(it, *(None if t is None else t.index_select(1, keep) for t in (
+                    previous.v2c, previous.update, previous.c2v, previous.posterior)))
+        if return_all:
+            history.append(final.index_copy(1, words, posterior) if early_stop else posterior)
+        if early_stop and words.numel() == 0:
+            if history is not None:
+                history.extend([final] * (iterations - it - 1))
+            break
+    final = final.index_copy(1, words, posterior) if early_stop else posterior
+    return Propagation(final, history, used)
 
 
 class BeliefPropagationDecoder(nn.Module):
@@ -117,10 +269,10 @@ class BeliefPropagationDecoder(nn.Module):
     Args:
         code: the code; every stored row of H is a check node.
         iterations: number of flooding iterations L (one CN and one VN update each).
-        check_update: ``"sum-product"`` or ``"min-sum"``.
+        check_update: ``"sum-product"``, ``"min-sum"`` or a callable ``(graph, v2c) -> (E, B)``.
         normalization: multiplicative factor on check messages (normalised min-sum, e.g. 0.75).
         offset: subtracted from min-sum magnitudes (offset min-sum).
-        early_stop: freeze a word's decision once its syndrome is zero; stop when all words are frozen.
+        early_stop: a word whose syndrome is zero keeps its decision and leaves the batch; stop when none is left.
 
     Shapes: ``forward(llr)`` takes channel LLRs (B, n) and returns :class:`DecoderOutput` with
     posterior LLRs (B, n), decisions (B, n), and with ``return_all=True`` the posteriors of every
@@ -131,22 +283,29 @@ class BeliefPropagationDecoder(nn.Module):
         self,
         code: Code,
         iterations: int = 5,
-        check_update: str | CheckUpdate = CheckUpdate.SUM_PRODUCT,
+        check_update: str | CheckUpdate | Callable[[TannerGraph, torch.Tensor], torch.Tensor] = CheckUpdate.SUM_PRODUCT,
         normalization: float = 1.0,
         offset: float = 0.0,
         early_stop: bool = False,
     ) -> None:
         super().__init__()
-        if not isinstance(iterations, int) or iterations < 1:
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
             raise ConfigError(f"iterations must be a positive integer, got {iterations!r}")
-        try:
-            self.check_rule = CheckUpdate(check_update)
-        except ValueError:
-            raise ConfigError(
-                f"unknown check_update {check_update!r}; choose one of {[c.value for c in CheckUpdate]}"
-            ) from None
-        if offset < 0:
-            raise ConfigError(f"min-sum offset must be >= 0, got {offset}")
+        if callable(check_update) and not isinstance(check_update, str):
+            self.check_rule = check_update
+        else:
+            try:
+                self.check_rule = CheckUpdate(check_update)
+            except ValueError:
+                raise ConfigError(
+                    f"unknown check_update {check_update!r}; choose one of {[c.value for c in CheckUpdate]}"
+                ) from None
+            if self.check_rule is CheckUpdate.CLIPPED_TANH:
+                raise ConfigError("the clipped-tanh rule belongs to EW-GNN; BP uses sum-product or min-sum")
+        if not math.isfinite(normalization) or normalization <= 0:
+            raise ConfigError(f"normalization must be a finite positive factor, got {normalization}")
+        if not math.isfinite(offset) or offset < 0:
+            raise ConfigError(f"min-sum offset must be a finite number >= 0, got {offset}")
         if offset and self.check_rule is not CheckUpdate.MIN_SUM:
             raise ConfigError("offset applies to min-sum only")
         self.code = code
@@ -161,7 +320,8 @@ class BeliefPropagationDecoder(nn.Module):
         return self.normalization
 
     def extra_repr(self) -> str:
-        return (f"code={self.code.name}, iterations={self.iterations}, check_update={self.check_rule.value}, "
+        rule = getattr(self.check_rule, "value", getattr(self.check_rule, "__name__", "callable"))
+        return (f"code={self.code.name}, iterations={self.iterations}, check_update={rule}, "
                 f"normalization={self.normalization}, offset={self.offset}, early_stop={self.early_stop}")
 
     def flops_per_frame(self) -> int:
@@ -177,43 +337,11 @@ class BeliefPropagationDecoder(nn.Module):
         weight = 1 if isinstance(self.check_weight(0), torch.Tensor) or self.normalization != 1.0 else 0
         return self.iterations * (edges * (2 + weight + check) + n) + n
 
-    def check_update(self, v2c: torch.Tensor) -> torch.Tensor:
-        if self.check_rule is CheckUpdate.SUM_PRODUCT:
-            return sum_product_check_update(self.graph, v2c)
-        return min_sum_check_update(self.graph, v2c, self.offset)
-
     def forward(self, llr: torch.Tensor, return_all: bool = False) -> DecoderOutput:
         if llr.dim() != 2 or llr.shape[1] != self.graph.n:
             raise ConfigError(f"{self.code.name}: expected LLRs of shape (B, {self.graph.n}), got {tuple(llr.shape)}")
-        graph = self.graph
-        llr_vm = llr.t().contiguous()  # (n, B)
-        batch = llr.shape[0]
-        c2v = llr_vm.new_zeros(graph.num_edges, batch)
-        posterior = llr_vm
-        history: list[torch.Tensor] = []
-        iterations = torch.full((batch,), self.iterations, dtype=torch.long, device=llr.device)
-        done = torch.zeros(batch, dtype=torch.bool, device=llr.device)
-        for it in range(self.iterations):
-            v2c = posterior.index_select(0, graph.edge_var) - c2v
-            c2v = self.check_update(v2c) * self.check_weight(it)
-            new_posterior = llr_vm + graph.variable_sum(c2v)
-            if self.early_stop:
-                new_posterior = torch.where(done, posterior, new_posterior)
-                satisfied = ~graph.syndrome((new_posterior < 0).to(llr.dtype)).any(dim=0)
-                newly = satisfied & ~done
-                iterations[newly] = it + 1
-                done = done | satisfied
-            posterior = new_posterior
-            if return_all:
-                history.append(posterior.t())
-            if self.early_stop and bool(done.all()):
-                if return_all:  # later iterations would repeat the frozen decisions
-                    history.extend([posterior.t()] * (self.iterations - it - 1))
-                break
-        out = posterior.t()
-        return DecoderOutput(
-            llr=out,
-            bits=(out < 0).to(llr.dtype),
-            llr_per_iteration=torch.stack(history) if return_all else None,
-            iterations=iterations,
-        )
+        rule = check_rule(self.check_rule, self.graph, self.offset)
+        result = propagate(self.graph, llr.t().contiguous(), self.iterations, rule,
+                           edge_weight=lambda messages: self.check_weight(messages.iteration),
+                           early_stop=self.early_stop, return_all=return_all)
+        return result.output()

@@ -31,7 +31,7 @@ from torch import nn
 
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
-from eccflow.decoders.message_passing import CheckUpdate, TannerGraph, min_sum_check_update, sum_product_check_update
+from eccflow.decoders.message_passing import CheckUpdate, Messages, TannerGraph, check_rule, damped, propagate
 from eccflow.errors import ConfigError
 
 
@@ -133,26 +133,23 @@ def reach_counts(graph: WindowGraph, iterations: int, outputs: torch.Tensor | No
     cannot reach an output: its weight is removable and its computation can be skipped.
     """
     outputs = graph.targets if outputs is None else outputs
-    edge_var, edge_check = graph.edge_var.numpy(), graph.edge_check.numpy()
-    fixed = graph.edge_fixed.numpy()
-    wanted = np.zeros(graph.n, dtype=bool)
-    wanted[np.asarray(outputs)] = True
-    counts = np.zeros((iterations, graph.num_edges))
-    counts[-1] = wanted[edge_var] * 1.0
-    skipped_edge = (np.zeros((iterations, graph.num_edges), dtype=bool) if skip is None
-                    else np.asarray(skip, dtype=bool)[:, graph.edge_proto_check.numpy()])
-    for it in range(iterations - 1, -1, -1):
-        out = np.where(fixed, 0.0, counts[it])
-        if it == 0:
-            break
-        carry = np.where(skipped_edge[it], out, 0.0)
-        active_out = np.where(skipped_edge[it], 0.0, out)
-        per_check = np.bincount(edge_check, active_out, minlength=graph.num_checks)
-        v2c = np.where(fixed | skipped_edge[it], 0.0, per_check[edge_check] - active_out)
-        per_var = np.bincount(edge_var, v2c, minlength=graph.n)
-        counts[it - 1] = np.where(fixed, 0.0, per_var[edge_var] - v2c) + carry
-    counts[0] = np.where(fixed, 0.0, counts[0])
-    return counts
+    fixed = graph.edge_fixed.unsqueeze(1)
+    wanted = torch.zeros(graph.n, 1, dtype=torch.float64)
+    wanted[torch.as_tensor(outputs)] = 1.0
+    counts = torch.zeros(iterations, graph.num_edges, 1, dtype=torch.float64)
+    counts[-1] = wanted.index_select(0, graph.edge_var)
+    skipped = (torch.zeros(iterations, graph.num_edges, 1, dtype=torch.bool) if skip is None
+               else torch.as_tensor(np.asarray(skip, dtype=bool))[:, graph.edge_proto_check].unsqueeze(2))
+    zero = torch.zeros(())
+    for it in range(iterations - 1, 0, -1):
+        out = torch.where(fixed, zero, counts[it])
+        active_out = torch.where(skipped[it], zero, out)
+        v2c = graph.check_sum(active_out).index_select(0, graph.edge_check) - active_out
+        v2c = torch.where(fixed | skipped[it], zero, v2c)
+        counts[it - 1] = torch.where(fixed, zero, graph.variable_sum(v2c).index_select(0, graph.edge_var) - v2c)
+        counts[it - 1] += torch.where(skipped[it], out, zero)
+    counts[0] = torch.where(fixed, zero, counts[0])
+    return counts.squeeze(2).numpy()
 
 
 def update_counts(graph: WindowGraph, counts: np.ndarray, proto_checks: int) -> np.ndarray:
@@ -292,28 +289,19 @@ class WindowDecoder(nn.Module):
         else:
             llr_all = llr.t().contiguous()
         active_edge = (~graph.edge_fixed).to(llr.dtype).unsqueeze(1)
-        skip_edge = self.skip.index_select(1, graph.edge_proto_check)  # (I, E)
+        skip_edge = self.skip.index_select(1, graph.edge_proto_check).unsqueeze(2)  # (I, E, 1)
         beta_edge = None if self.beta is None else self.beta.clamp(0.0, 1.0).index_select(1, graph.edge_proto_check)
-        c2v = llr_all.new_zeros(graph.num_edges, batch)
-        posterior = llr_all
-        history = []
-        for it in range(self.iterations):
-            v2c = posterior.index_select(0, graph.edge_var) - c2v
-            if self.check_rule is CheckUpdate.MIN_SUM:
-                update = min_sum_check_update(graph, v2c)
-            else:
-                update = sum_product_check_update(graph, v2c)
-            update = update * self._edge_weight(graph, it)
+
+        def combine(messages: Messages, update: torch.Tensor) -> torch.Tensor:
+            """Damping (eq. 4), then skipped updates keep the previous messages; fixed inputs get none."""
             if beta_edge is not None:
-                b = beta_edge[it].unsqueeze(1)
-                update = (1.0 - b) * update + b * c2v
-            c2v = torch.where(skip_edge[it].unsqueeze(1), c2v, update) * active_edge
-            posterior = llr_all + graph.variable_sum(c2v)
-            if return_all:
-                history.append(posterior[: graph.n_active].t())
-        out = posterior[: graph.n_active].t()
-        return DecoderOutput(llr=out, bits=(out < 0).to(llr.dtype),
-                             llr_per_iteration=torch.stack(history) if return_all else None)
+                update = damped(update, messages.c2v, beta_edge[messages.iteration].unsqueeze(1))
+            return torch.where(skip_edge[messages.iteration], messages.c2v, update) * active_edge
+
+        result = propagate(graph, llr_all, self.iterations, check_rule(self.check_rule, graph),
+                           edge_weight=lambda messages: self._edge_weight(graph, messages.iteration),
+                           combine=combine, return_all=return_all)
+        return result.output(slice(0, graph.n_active))
 
 
 class ChainDecoder(nn.Module):
