@@ -91,7 +91,7 @@ def heldout_mean(row: dict, heldout: list[str], ebn0_key: str) -> float:
 def markdown(records: list[dict]) -> str:
     lines = ["# Universal FECCT backbone sizes at equal CPU time", "",
              f"Commands: {'; '.join(sorted({r['command'] for r in records}))}", "",
-             "Mixture and held-out codes: the `universal` pipeline (`conf/pipelines/universal.yaml`). NVE: mean over "
+             "Mixture and held-out codes: the `universal` pipeline (`eccflow/conf/pipelines/universal.yaml`). NVE: mean over "
              "(code, Eb/N0) of BER(model) / BER(BP-5) on the fixed validation streams; below 1 beats BP-5.", "",
              "| size | parameters | steps/s | steps | words | mixture NVE | held-out NVE | held-out mean -ln(BER) 4 / 5 / 6 dB |",
              "|---|---:|---:|---:|---:|---:|---:|---|"]

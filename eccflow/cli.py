@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pipe = sub.add_parser("pipeline", help="run a pipeline of stages (cached, resumable, tracked in MLflow)")
     pipe.add_argument("--code", required=True)
-    pipe.add_argument("--pipeline", default="neural_bp", help="a file in conf/pipelines/")
-    pipe.add_argument("--profile", default="quick", help="a file in conf/profiles/")
+    pipe.add_argument("--pipeline", default="neural_bp", help="a file in eccflow/conf/pipelines/")
+    pipe.add_argument("--profile", default="quick", help="a file in eccflow/conf/profiles/")
     pipe.add_argument("--override", action="append", default=[], help="key.sub=value (repeatable)")
     pipe.add_argument("--overrides-file", default=None, metavar="PATH",
                       help="YAML of dotted keys -> values (e.g. a study's best_overrides.yaml), before --override")
@@ -238,10 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--code", required=True)
     st.add_argument("--trials", type=int, default=20, help="trials run by this worker")
     st.add_argument("--storage", default=None,
-                    help="Optuna database URL (default sqlite:///<repo>/mlruns/optuna.db; postgresql://... for many workers)")
+                    help="Optuna database URL (default sqlite:///<home>/mlruns/optuna.db; postgresql://... for many workers)")
     st.add_argument("--study-name", default=None, help="default <pipeline>-<stage>-<code>-<profile>[-pareto]")
-    st.add_argument("--pipeline", default="neural_bp", help="a file in conf/pipelines/")
-    st.add_argument("--profile", default="quick", help="a file in conf/profiles/")
+    st.add_argument("--pipeline", default="neural_bp", help="a file in eccflow/conf/pipelines/")
+    st.add_argument("--profile", default="quick", help="a file in eccflow/conf/profiles/")
     st.add_argument("--override", action="append", default=[], help="key.sub=value (repeatable)")
     st.add_argument("--overrides-file", default=None, metavar="PATH", help="YAML of dotted keys -> values")
     st.add_argument("--multi-objective", action="store_true",

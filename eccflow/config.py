@@ -1,5 +1,7 @@
 """Config composition: ``conf/`` YAML files, one per code family, decoder, stage, pipeline, profile.
 
+``conf/`` is package data (``eccflow/conf/``), so a checkout and a non-editable install read the same files.
+
 A resolved config is built in this order (later wins, by deep merge):
 
 1. ``conf/defaults.yaml``                         seed, trainer, tracking, cache
@@ -29,7 +31,7 @@ import yaml
 
 from eccflow.errors import ConfigError
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parent / "conf"  # package data: found the same in a checkout and an install
 REPLACED_WHOLE = frozenset({"search_space"})  # a pipeline declares its own search space, not a patch of the default
 
 
@@ -48,7 +50,7 @@ def _available(group: str) -> list[str]:
 
 
 def read_group(group: str, name: str) -> dict[str, Any]:
-    """``conf/<group>/<name>.yaml``, or a clear error listing the available names."""
+    """``eccflow/conf/<group>/<name>.yaml``, or a clear error listing the available names."""
     path = CONF_DIR / group / f"{name}.yaml"
     if not path.is_file():
         raise ConfigError(f"unknown {group[:-1] if group.endswith('s') else group} {name!r}; available: {_available(group)}")
@@ -56,7 +58,7 @@ def read_group(group: str, name: str) -> dict[str, Any]:
 
 
 def read_profile(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``conf/profiles/<name>.yaml``; with ``extends: <other>``, that profile (resolved the same way) patched by it."""
+    """``eccflow/conf/profiles/<name>.yaml``; with ``extends: <other>``, that profile (resolved the same way) patched by it."""
     profile = read_group("profiles", name)
     parent = profile.pop("extends", None)
     if parent is None:
@@ -162,7 +164,7 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
 
 def _check_profile_names(profile: str, per_pipeline: dict[str, Any], stages: dict[str, Any]) -> None:
     """A profile serves every pipeline, so its names are checked against what exists, not against this pipeline:
-    ``pipelines.<p>`` must be a file in ``conf/pipelines/``, ``stages.<s>`` (or ``<s>:<label>``) in ``conf/stages/``."""
+    ``pipelines.<p>`` must be a file in ``eccflow/conf/pipelines/``, ``stages.<s>`` (or ``<s>:<label>``) in ``eccflow/conf/stages/``."""
     pipelines = _available("pipelines")
     unknown = sorted(set(per_pipeline) - set(pipelines))
     if unknown:

@@ -25,7 +25,7 @@ def test_quick_profile_sizes_the_nwd_pipeline():
     cfg = compose("scldpc_dv3_dc6_w3_L20_M50", "nwd", "quick")
     assert cfg["stage_order"] == ["nwd", "nwd:all", "nwd:damped", "schedule", "boosting", "ep_train", "evaluate_chain"]
     assert cfg["stages"]["nwd:all"]["scope"] == "all" and cfg["stages"]["nwd:damped"]["damping"] is True
-    assert cfg["data"]["train_ebn0_db"] == [3.0, 3.5, 4.0, 4.5]  # conf/codes/sc-ldpc.yaml
+    assert cfg["data"]["train_ebn0_db"] == [3.0, 3.5, 4.0, 4.5]  # eccflow/conf/codes/sc-ldpc.yaml
 
 
 @pytest.mark.slow

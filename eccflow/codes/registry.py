@@ -17,6 +17,7 @@ from typing import Callable
 from eccflow.codes.code import Code
 from eccflow.codes.io import canonical_name, load_code_file, parse_code_filename
 from eccflow.errors import UnknownCodeError
+from eccflow.home import checkout_root, home
 
 _CODE_SUFFIXES = (".txt", ".alist")
 
@@ -49,8 +50,11 @@ def codes_dir() -> Path | None:
     env = os.environ.get("ECCFLOW_CODES_DIR")
     if env:
         return Path(env)
-    repo = Path(__file__).resolve().parents[2]
-    for candidate in (repo / "shared" / "codes", repo.parent / "shared" / "codes", Path.cwd() / "shared" / "codes"):
+    places = [home()]
+    checkout = checkout_root()
+    if checkout is not None:
+        places += [checkout, checkout.parent]
+    for candidate in (place / "shared" / "codes" for place in places):
         if candidate.is_dir():
             return candidate
     return None

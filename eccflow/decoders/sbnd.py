@@ -47,7 +47,7 @@ TRANSFORMER_DEFAULTS: dict[str, Any] = {"layers": 2, "d_model": 32, "heads": 8, 
 
 @dataclass(frozen=True)
 class SBNDConfig:
-    """The ``decoder:`` block of ``family: sbnd`` (see ``conf/decoders/sbnd.yaml``)."""
+    """The ``decoder:`` block of ``family: sbnd`` (see ``eccflow/conf/decoders/sbnd.yaml``)."""
 
     estimator: str = "gru"
     output: str = "message"

@@ -13,7 +13,7 @@ logit f_v per variable: the predicted multiplicative noise, i.e. the log-odds th
 of llr_v is wrong. Training target: bin(llr_v) XOR x_v. Decision x_hat = bin(llr) XOR 1[f > 0]; the
 posterior LLR is -sign(llr_v) f_v.
 
-Presets (``conf/decoders/*.yaml``):
+Presets (``eccflow/conf/decoders/*.yaml``):
 
 * ECCT (Choukroun & Wolf): ``embedding=position`` (one vector per token), ``bias=mask``,
   ``output=projection`` (d -> 1 per token, then N -> n), pre-LN, GELU.

@@ -1,6 +1,6 @@
 """The pipeline runner: composes stages into a DAG with cached, resumable stages, tracked in MLflow.
 
-A pipeline (``conf/pipelines/<name>.yaml``) lists stages in order; each stage consumes the outputs of
+A pipeline (``eccflow/conf/pipelines/<name>.yaml``) lists stages in order; each stage consumes the outputs of
 the stages before it. A stage's outputs are cached under ``<cache root>/<stage>-<key>/`` where the key
 hashes (stage name, stage config, shared config, input artifact hashes, eccflow version). A finished
 stage writes ``DONE.json`` atomically (outputs + metrics); re-running finds it and skips the work. A
@@ -21,6 +21,7 @@ from eccflow import __version__
 from eccflow.codes import Code, get_code
 from eccflow.config import compose, config_hash, file_sha256
 from eccflow.errors import ConfigError
+from eccflow.home import store_dir
 
 SHARED_KEYS = ("code", "seed", "data", "decoder", "trainer")
 TUNING_KEYS = ("search_space", "study")  # Optuna settings of a stage: not part of its cache key
@@ -87,12 +88,10 @@ def _load_stages() -> None:
     import eccflow.pipelines.stages  # noqa: F401  (registers the stage functions)
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
 def default_cache_root() -> Path:
-    return Path(os.environ.get("ECCFLOW_CACHE_DIR", repo_root() / "mlruns" / "cache"))
+    """``$ECCFLOW_CACHE_DIR`` or ``<home>/mlruns/cache``."""
+    chosen = os.environ.get("ECCFLOW_CACHE_DIR", "").strip()
+    return Path(chosen) if chosen else store_dir("cache", create=False)
 
 
 def file_digest(path: str | Path) -> str:

@@ -1,8 +1,8 @@
 """MLflow side of experiment tracking: store location, metric names, configs, runs and the model registry.
 
-Store: ``$MLFLOW_TRACKING_URI`` or the embedded SQLite database ``<repo>/mlruns/mlflow.db``. With a SQLite
+Store: ``$MLFLOW_TRACKING_URI`` or the embedded SQLite database ``<home>/mlruns/mlflow.db`` (:mod:`eccflow.home`). With a SQLite
 store, experiments created here keep their artifacts in ``artifacts/`` beside the database file (so
-``<repo>/mlruns/artifacts`` for the default store); a tracking server decides for itself.
+``<home>/mlruns/artifacts`` for the default store); a tracking server decides for itself.
 
 Runs: one parent run per pipeline invocation (:func:`pipeline_run`), one nested run per stage
 (:func:`stage_run`), both tagged with :func:`standard_tags`.
@@ -38,6 +38,7 @@ from mlflow.models import Model
 from torch import nn
 
 from eccflow.errors import ConfigError
+from eccflow.home import PACKAGE_DIR, store_dir
 
 NEG_LN_BER_CAP = 50.0
 """Logged in place of -ln(BER) = +inf (no bit error observed): MLflow refuses non-finite values, and a
@@ -59,25 +60,12 @@ _CHECKPOINT_ARTIFACT = "checkpoint"
 
 
 # ----------------------------------------------------------------------------------------------- store
-def _repo_root() -> Path | None:
-    """Nearest directory above this package that holds ``pyproject.toml``."""
-    for directory in Path(__file__).resolve().parents:
-        if (directory / "pyproject.toml").is_file():
-            return directory
-    return None
-
-
 def default_tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<repo>/mlruns/mlflow.db`` (creates ``mlruns/``)."""
+    """``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<home>/mlruns/mlflow.db`` (creates ``mlruns/``)."""
     from_env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
     if from_env:
         return from_env
-    root = _repo_root()
-    if root is None:
-        raise ConfigError("no pyproject.toml above the eccflow package: set MLFLOW_TRACKING_URI to choose a store")
-    mlruns = root / "mlruns"
-    mlruns.mkdir(exist_ok=True)
-    return f"sqlite:///{mlruns / 'mlflow.db'}"
+    return f"sqlite:///{store_dir() / 'mlflow.db'}"
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -272,8 +260,8 @@ def log_config(cfg: Mapping[str, Any], artifact_name: str = "config.yaml") -> di
 
 # ------------------------------------------------------------------------------------------------ runs
 def git_commit(directory: str | Path | None = None) -> str:
-    """``git rev-parse HEAD`` in ``directory`` (default: the repo root), or ``"unknown"`` outside git."""
-    where = Path(directory) if directory is not None else (_repo_root() or Path(__file__).resolve().parent)
+    """``git rev-parse HEAD`` in ``directory`` (default: the package's folder), or ``"unknown"`` outside git."""
+    where = Path(directory) if directory is not None else PACKAGE_DIR
     try:
         done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):

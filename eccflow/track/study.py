@@ -2,7 +2,7 @@
 
 ``run_study`` composes the pipeline config, reads ``stages.<stage>.search_space`` and
 ``stages.<stage>.study`` and runs ``trials`` trials in this process against a shared storage (default
-``sqlite:///<repo>/mlruns/optuna.db``; any RDB URL, e.g. PostgreSQL, lets many workers on many machines
+``sqlite:///<home>/mlruns/optuna.db``; any RDB URL, e.g. PostgreSQL, lets many workers on many machines
 share one study). A trial trains with the sampled overrides, then measures its objective(s):
 ``neg_ln_ber_<x>dB`` / ``ber_<x>dB`` / ``fer_<x>dB`` from the Monte-Carlo evaluator at
 ``study.eval.ebn0_db`` (small frame budget), training metrics (``decoder_flops``, ``decoder_params``,
@@ -42,8 +42,8 @@ from mlflow.entities import Param
 
 from eccflow.config import compose, deep_merge, nest_dotted
 from eccflow.errors import ConfigError
+from eccflow.home import store_dir
 from eccflow.track.mlflow_tracking import (
-    _repo_root,
     configure_mlflow,
     flatten_config,
     get_or_create_experiment,
@@ -60,20 +60,15 @@ OVERRIDES_ATTR = "overrides"
 
 # ------------------------------------------------------------------------------------------- storage
 def default_storage_url() -> str:
-    """``sqlite:///<repo>/mlruns/optuna.db`` (creates ``mlruns/``)."""
-    root = _repo_root()
-    if root is None:
-        raise ConfigError("no pyproject.toml above the eccflow package: pass --storage to choose an Optuna database")
-    (root / "mlruns").mkdir(exist_ok=True)
-    return f"sqlite:///{root / 'mlruns' / 'optuna.db'}"
+    """``sqlite:///<home>/mlruns/optuna.db`` (creates ``mlruns/``)."""
+    return f"sqlite:///{store_dir() / 'optuna.db'}"
 
 
 def default_study_dir() -> Path:
-    """``$ECCFLOW_STUDY_DIR`` or ``<repo>/mlruns/studies``."""
+    """``$ECCFLOW_STUDY_DIR`` or ``<home>/mlruns/studies``."""
     if os.environ.get("ECCFLOW_STUDY_DIR"):
         return Path(os.environ["ECCFLOW_STUDY_DIR"])
-    root = _repo_root()
-    return (root if root is not None else Path.cwd()) / "mlruns" / "studies"
+    return store_dir("studies", create=False)
 
 
 def redact_url(url: str) -> str:
@@ -206,7 +201,7 @@ def plan_study(config: Mapping[str, Any], stage: str = "train", multi_objective:
     st = config["stages"][stage]
     settings = st.get("study")
     if not isinstance(settings, Mapping):
-        raise ConfigError(f"stages.{stage} has no 'study:' block (objectives, pruner, eval); see conf/stages/train.yaml")
+        raise ConfigError(f"stages.{stage} has no 'study:' block (objectives, pruner, eval); see eccflow/conf/stages/train.yaml")
     if not isinstance(settings.get("eval"), Mapping) or "ebn0_db" not in settings["eval"]:
         raise ConfigError(f"stages.{stage}.study.eval must set ebn0_db, max_frames, min_frame_errors, batch_size, codewords")
     params = parse_search_space(st.get("search_space"), stage, config)

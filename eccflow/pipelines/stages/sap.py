@@ -25,7 +25,8 @@ from eccflow.compress.fisher import apply_mask
 from eccflow.compress.sap import LibraryEntry, MaskLibrary, random_mask_like, signature
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
-from eccflow.pipelines.runner import StageContext, StageResult, file_digest, repo_root, stage
+from eccflow.home import store_dir
+from eccflow.pipelines.runner import StageContext, StageResult, file_digest, stage
 from eccflow.pipelines.stages.prune import backbone_size, derive_mask
 
 
@@ -34,7 +35,7 @@ SELECTIONS = ("spectral", "least_similar", "random")
 
 def library_for(ctx: StageContext, checkpoint: str) -> MaskLibrary:
     st = ctx.stage_config
-    root = Path(st["library_dir"]) if st["library_dir"] else repo_root() / "mlruns" / "sap"
+    root = Path(st["library_dir"]) if st["library_dir"] else store_dir("sap", create=False)
     backbone = f"{ctx.config['decoder']['family']}-{file_digest(checkpoint)}"
     return MaskLibrary(root / f"{backbone}.json", backbone)
 
