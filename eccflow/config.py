@@ -49,12 +49,39 @@ def _available(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
 
 
+def is_config_path(name: str) -> bool:
+    """A pipeline or profile given as a YAML file of the user's rather than a name in ``conf/``."""
+    return name.endswith((".yaml", ".yml"))
+
+
+def config_name(name: str) -> str:
+    """The name a pipeline or profile goes by: a shipped name as is, a user's file by its stem."""
+    return Path(name).stem if is_config_path(name) else name
+
+
 def read_group(group: str, name: str) -> dict[str, Any]:
-    """``eccflow/conf/<group>/<name>.yaml``, or a clear error listing the available names."""
+    """``conf/<group>/<name>.yaml`` or, for a name ending in ``.yaml``, that file of the user's; else a clear
+    error listing the available names."""
+    kind = group[:-1] if group.endswith("s") else group
+    if is_config_path(name):
+        path = Path(name).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{kind} file {name} does not exist")
+        return _read_yaml(path)
     path = CONF_DIR / group / f"{name}.yaml"
     if not path.is_file():
-        raise ConfigError(f"unknown {group[:-1] if group.endswith('s') else group} {name!r}; available: {_available(group)}")
+        raise ConfigError(f"unknown {kind} {name!r}; available: {_available(group)} (or the path of a .yaml file)")
     return _read_yaml(path)
+
+
+def stage_settings(name: str) -> dict[str, Any]:
+    """``conf/stages/<name>.yaml``; a stage naming an ``optim:`` group takes that group's settings
+    (``conf/optim/<group>.yaml``) under its own, so the shared optimiser defaults live in one file."""
+    settings = read_group("stages", name)
+    group = settings.pop("optim", None)
+    if group is None:
+        return settings
+    return {**read_group("optim", str(group)), **settings}
 
 
 def read_profile(name: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -135,19 +162,19 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     cfg = deep_merge(cfg, _read_yaml(family_file if family_file.is_file() else CONF_DIR / "codes" / "default.yaml"), strict=False)
     cfg["code"] = code_obj.name
     cfg["family"] = code_obj.family
-    cfg["pipeline"] = pipeline
-    cfg["profile"] = profile
+    cfg["pipeline"] = pipeline = config_name(pipeline)
+    cfg["profile"] = config_name(profile)
     cfg["decoder"] = read_group("decoders", pipe.get("decoder", "neural_bp"))
     cfg["stages"] = {}
     for stage in pipe["stages"]:
         # "evaluate:zeroshot" reads evaluate.yaml; every stage may take its inputs from an earlier one (after:)
-        cfg["stages"][stage] = {"after": None, **read_group("stages", stage.split(":", 1)[0])}
+        cfg["stages"][stage] = {"after": None, **stage_settings(stage.split(":", 1)[0])}
     cfg["stage_order"] = list(pipe["stages"])
     cfg = deep_merge(cfg, {k: v for k, v in pipe.items() if k not in ("stages", "decoder", "stage_settings")}, strict=True)
-    cfg["stages"] = deep_merge(cfg["stages"], pipe.get("stage_settings") or {}, strict=True, where="stages.")
+    cfg["stages"] = merge_stage_settings(cfg["stages"], pipe.get("stage_settings") or {}, must_match=True)
     prof = read_profile(profile)
     per_pipeline = prof.pop("pipelines", {}) or {}
-    _check_profile_names(profile, per_pipeline, prof.get("stages") or {})
+    _check_profile_names(config_name(profile), per_pipeline, prof.get("stages") or {})
     cfg["stages"] = merge_stage_settings(cfg["stages"], prof.pop("stages", {}) or {}, must_match=False)
     cfg = deep_merge(cfg, prof, strict=True)
     cfg = _apply(cfg, per_pipeline.get(pipeline, {}))
@@ -194,11 +221,12 @@ def _apply(cfg: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_stage_settings(stages: dict[str, Any], settings: dict[str, Any], must_match: bool) -> dict[str, Any]:
-    """Apply a profile's per-stage settings: ``evaluate`` reaches every ``evaluate`` and ``evaluate:<label>``
-    stage of the pipeline, ``evaluate:fp`` only that one. A key no stage matches is an error when
-    ``must_match`` (a pipeline's own section), else ignored (a profile serves every pipeline)."""
+    """Apply per-stage settings (a pipeline's ``stage_settings:``, a profile's ``stages:``, dotted overrides):
+    ``evaluate`` reaches every ``evaluate`` and ``evaluate:<label>`` stage of the pipeline, ``evaluate:fp`` only
+    that one, after the unlabelled settings (the more specific wins). A key no stage matches is an error when
+    ``must_match`` (a pipeline's own section, an override), else ignored (a profile serves every pipeline)."""
     out = copy.deepcopy(stages)
-    for key, value in settings.items():
+    for key, value in sorted(settings.items(), key=lambda item: ":" in item[0]):
         targets = [name for name in out if name == key or (":" not in key and name.split(":", 1)[0] == key)]
         if not targets and must_match:
             raise ConfigError(f"unknown config key 'stages.{key}'; stages of this pipeline: {sorted(out)}")

@@ -21,6 +21,7 @@ from eccflow.data import AWGNDataModule, MultiCodeDataModule
 from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.decoders.flops import flops_per_frame
 from eccflow.errors import ConfigError, EccflowError
+from eccflow.files import atomic_path
 from eccflow.host_memory import keep_freed_memory
 from eccflow.lit import DecoderLitModule, load_weights, read_checkpoint
 from eccflow.lit.families import build_network, get_family
@@ -164,10 +165,11 @@ class LastCheckpoint(Callback):
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.sanity_checking:
             return
-        partial = self.path.with_name(self.path.name + ".partial")
-        trainer.save_checkpoint(partial)
         if trainer.is_global_zero:
-            partial.replace(self.path)
+            with atomic_path(self.path) as partial:
+                trainer.save_checkpoint(partial)
+        else:
+            trainer.save_checkpoint(self.path)  # every rank takes part; only rank zero writes
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._save(trainer)

@@ -23,17 +23,37 @@ def test_every_pipeline_composes_under_every_profile(pipeline, profile):
 
 @pytest.mark.parametrize("key, message", [("pipelines", "sizes unknown pipelines \\['fectt'\\]"),
                                           ("stages", "sets unknown stages \\['evalute'\\]")])
-def test_misspelled_names_in_a_profile_are_errors(tmp_path, monkeypatch, key, message):
-    import eccflow.config as config
-
-    conf = tmp_path / "conf"
-    for group in ("codes", "decoders", "pipelines", "stages", "profiles"):
-        (conf / group).mkdir(parents=True)
-        for path in (CONF_DIR / group).glob("*.yaml"):
-            (conf / group / path.name).write_text(path.read_text())
-    (conf / "defaults.yaml").write_text((CONF_DIR / "defaults.yaml").read_text())
+def test_misspelled_names_in_a_profile_are_errors(tmp_path, key, message):
     bad = {"pipelines": {"fectt": {"trainer": {"max_epochs": 1}}}} if key == "pipelines" else {"stages": {"evalute": {"max_frames": 10}}}
-    (conf / "profiles" / "typo.yaml").write_text(yaml.safe_dump({"extends": "quick", **bad}))
-    monkeypatch.setattr(config, "CONF_DIR", Path(conf))
+    profile = tmp_path / "typo.yaml"
+    profile.write_text(yaml.safe_dump({"extends": "quick", **bad}))
     with pytest.raises(ConfigError, match=f"profile 'typo' {message}"):
-        compose("BCH_n31_k16", "ecct", "typo")
+        compose("BCH_n31_k16", "ecct", str(profile))
+
+
+def test_a_pipeline_and_a_profile_may_be_the_users_own_files(tmp_path):
+    pipeline = tmp_path / "my_bp.yaml"
+    pipeline.write_text(yaml.safe_dump({"decoder": "neural_bp", "stages": ["train", "evaluate"]}))
+    profile = tmp_path / "tiny.yaml"
+    profile.write_text(yaml.safe_dump({"extends": "quick", "trainer": {"max_epochs": 1}}))
+    config = compose("BCH_n15_k7", str(pipeline), str(profile))
+    assert (config["pipeline"], config["profile"]) == ("my_bp", "tiny")  # names in MLflow and the cache
+    assert config["trainer"]["max_epochs"] == 1 and config["stage_order"] == ["train", "evaluate"]
+    with pytest.raises(ConfigError, match="pipeline file .*nope.yaml does not exist"):
+        compose("BCH_n15_k7", str(tmp_path / "nope.yaml"))
+
+
+def test_training_stages_take_their_optimiser_block_from_one_file():
+    group = yaml.safe_load((CONF_DIR / "optim" / "adam.yaml").read_text())
+    training = [p.stem for p in (CONF_DIR / "stages").glob("*.yaml") if "optim" in yaml.safe_load(p.read_text())]
+    assert {"train", "pretrain", "finetune", "qat", "recover"} <= set(training)
+    config = compose("BCH_n31_k16", "sap_full", "quick")  # pretrained, sap, recover, evaluate
+    for stage in training:
+        own = yaml.safe_load((CONF_DIR / "stages" / f"{stage}.yaml").read_text())
+        assert not {"warmup", "adam", "weight_decay", "recipe"} & set(own), f"{stage}.yaml repeats the optim group"
+    recover = config["stages"]["recover"]
+    assert {k: recover[k] for k in ("warmup", "adam", "weight_decay", "recipe", "lr_min")} == \
+        {k: group[k] for k in ("warmup", "adam", "weight_decay", "recipe", "lr_min")}
+    assert compose("BCH_n31_k16", "neural_bp", "quick", ["stages.train.warmup=0.1"])["stages"]["train"]["warmup"] == 0.1
+    with pytest.raises(ConfigError, match="optim"):
+        compose("BCH_n31_k16", "neural_bp", "quick", ["stages.train.optim=sgd"])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import fcntl
 import json
 import math
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from eccflow.codes import Code
 from eccflow.codes.spectra import spectral_signature
 from eccflow.compress.fisher import UnitMask
 from eccflow.errors import ConfigError
+from eccflow.files import atomic_write_text
 
 FORMAT_VERSION = 1
 
@@ -105,9 +105,7 @@ class MaskLibrary:
         with self._locked():
             entries = [e for e in self.entries() if e.code != entry.code] + [entry]
             payload = {"version": FORMAT_VERSION, "backbone": self.backbone_id, "entries": [e.to_dict() for e in entries]}
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(payload))
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, json.dumps(payload))
         return len(entries)
 
     def retrieve(self, target: list[float], tau: float, temperature: float, count: int = 2) -> Retrieval:

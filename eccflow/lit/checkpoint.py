@@ -9,6 +9,7 @@ from torch import nn
 
 from eccflow.codes import Code, get_code
 from eccflow.errors import EccflowError
+from eccflow.files import atomic_path
 from eccflow.lit.base import read_checkpoint
 
 
@@ -64,9 +65,7 @@ def save_decoder(net: nn.Module, net_config: dict[str, Any], code: str, path: st
 
 def save_state(state: dict[str, torch.Tensor], net_config: dict[str, Any], code: str | None, path: str | Path) -> Path:
     """Write network tensors (keys without the ``net.`` prefix) as a checkpoint :func:`load_decoder` reads."""
-    path = Path(path)
-    tmp = path.with_suffix(".tmp")
     prefixed = {f"net.{k}": v.detach().cpu() for k, v in state.items()}
-    torch.save({"state_dict": prefixed, "hyper_parameters": {"net_config": net_config, "code": code}}, tmp)
-    tmp.replace(path)  # atomic: never a half-written checkpoint
-    return path
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": prefixed, "hyper_parameters": {"net_config": net_config, "code": code}}, tmp)
+    return Path(path)

@@ -21,6 +21,7 @@ from eccflow import __version__
 from eccflow.codes import Code, get_code
 from eccflow.config import compose, config_hash, file_sha256
 from eccflow.errors import ConfigError
+from eccflow.files import atomic_write_text
 from eccflow.home import store_dir
 
 SHARED_KEYS = ("code", "seed", "data", "decoder", "trainer")
@@ -110,10 +111,8 @@ def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
 
 
 def _write_done(path: Path, result: StageResult, key: str, run_id: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, "run_id": run_id, "outputs": result.outputs, "metrics": result.metrics,
-                               "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
-    os.replace(tmp, path)  # atomic: a killed stage never leaves a half-written DONE
+    atomic_write_text(path, json.dumps({"key": key, "run_id": run_id, "outputs": result.outputs, "metrics": result.metrics,
+                                        "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
 
 
 def run_pipeline(
@@ -149,6 +148,7 @@ def run_pipeline(
         if "adam" in config["stages"][name]:
             optimizer_settings(config, name)
     code_obj = get_code(config["code"])
+    pipeline, profile = config["pipeline"], config["profile"]  # a user's file goes by its stem
     cache = Path(cache_root) if cache_root is not None else default_cache_root()
     uri = configure_mlflow(tracking_uri)
     experiment = config["tracking"]["experiment"]

@@ -42,6 +42,7 @@ from mlflow.entities import Param
 
 from eccflow.config import compose, deep_merge, nest_dotted
 from eccflow.errors import ConfigError
+from eccflow.files import atomic_path, atomic_write_text
 from eccflow.home import store_dir
 from eccflow.track.mlflow_tracking import (
     configure_mlflow,
@@ -256,13 +257,6 @@ def apply_values(config: Mapping[str, Any], values: Mapping[str, Any]) -> dict[s
 
 
 # ------------------------------------------------------------------------------------------ reporting
-def _atomic_write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # several workers may write the same report: never a half-written file
-    return path
-
 
 def trial_overrides(trial: optuna.trial.FrozenTrial, params: Sequence[SearchParam] = ()) -> dict[str, Any]:
     """Dotted config key -> value of a trial (recorded by the trial; else mapped from ``params``)."""
@@ -278,7 +272,7 @@ def write_best_overrides(trial: optuna.trial.FrozenTrial, path: str | Path, stud
     values = ", ".join(f"{o.metric} = {v:.6g}" for o, v in zip(objectives, trial.values or []))
     header = (f"# Study {study_name!r}, trial {trial.number} ({values}){note}\n"
               f"# Use: eccflow pipeline --code CODE --overrides-file {path}   (make pipeline ... OVERRIDES_FILE=...)\n")
-    return _atomic_write(Path(path), header + yaml.safe_dump(trial_overrides(trial, params), sort_keys=True))
+    return atomic_write_text(Path(path), header + yaml.safe_dump(trial_overrides(trial, params), sort_keys=True))
 
 
 def _format(value: Any) -> str:
@@ -326,13 +320,10 @@ def plot_pareto_front(study: optuna.Study, objectives: Sequence[Objective], path
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return Path(path)
 
 
 def write_pareto_front(study: optuna.Study, objectives: Sequence[Objective], out_dir: str | Path,
@@ -348,8 +339,8 @@ def write_pareto_front(study: optuna.Study, objectives: Sequence[Objective], out
                    "overrides": trial_overrides(t, params), "mlflow_run_id": t.user_attrs.get("mlflow_run_id")}
                   for t in front],
     }
-    paths = {"json": _atomic_write(out / "pareto_front.json", json.dumps(payload, indent=2, default=str)),
-             "md": _atomic_write(out / "pareto_front.md",
+    paths = {"json": atomic_write_text(out / "pareto_front.json", json.dumps(payload, indent=2, default=str)),
+             "md": atomic_write_text(out / "pareto_front.md",
                                  markdown_rows(*_rows(front, objectives, params), title=f"Pareto front of {study.study_name}"))}
     if len(objectives) >= 2 and front:
         paths["png"] = plot_pareto_front(study, objectives, out / "pareto_front.png")
@@ -385,7 +376,7 @@ def report_study(study: optuna.Study, plan: StudyPlan, out_dir: str | Path) -> d
     summary["files"]["best_overrides"] = write_best_overrides(best, out / "best_overrides.yaml", study.study_name,
                                                               plan.objectives, plan.params, note)
     everything = markdown_rows(*_rows(trials, plan.objectives, plan.params), title=f"All trials of {study.study_name}")
-    summary["files"]["report"] = _atomic_write(out / "study_report.md", table + "\n" + everything)
+    summary["files"]["report"] = atomic_write_text(out / "study_report.md", table + "\n" + everything)
     summary["table"] = table
     return summary
 
