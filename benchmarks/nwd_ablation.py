@@ -21,7 +21,7 @@ from eccflow.config import compose
 from eccflow.decoders.window import ChainDecoder, WindowDecoder
 from eccflow.eval.chain import evaluate_chain
 from eccflow.lit import load_decoder
-from eccflow.pipelines.stages.nwd import train_window_decoder
+from eccflow.window_training import train_window_decoder
 
 
 def main() -> None:

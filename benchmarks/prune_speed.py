@@ -15,12 +15,12 @@ import argparse
 import copy
 import datetime
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from eccflow.eval.timing import alternating_medians
 from eccflow.codes import get_code
 from eccflow.compress.fisher import apply_mask, derive_mask
 from eccflow.decoders.flops import flops_per_frame
@@ -29,18 +29,6 @@ from eccflow.lit import load_decoder
 
 PRESETS = {"FECCT N=2 d=32": dict(layers=2, d_model=32, heads=8, embedding="type", bias="distance", output="shared"),
            "FECCT N=6 d=128": dict(layers=6, d_model=128, heads=8, embedding="type", bias="distance", output="shared")}
-
-
-def paired_times(a, b, repeats: int) -> tuple[float, float]:
-    """Median seconds of ``a()`` and ``b()``, timed alternately after one warm-up each."""
-    a(), b()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, times in ((a, ta), (b, tb)):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-    return statistics.median(ta), statistics.median(tb)
 
 
 def main() -> None:
@@ -71,7 +59,7 @@ def main() -> None:
             pruned = apply_mask(copy.deepcopy(full), mask).eval()
             llr = 2.0 + 2.0 * torch.randn(args.batch, code.n)
             with torch.inference_mode():
-                t_full, t_pruned = paired_times(lambda: full(llr), lambda: pruned(llr), args.repeats)
+                t_full, t_pruned = alternating_medians([lambda: full(llr), lambda: pruned(llr)], args.repeats)
             f_full, f_pruned = flops_per_frame(full, code.n), flops_per_frame(pruned, code.n)
             p_full, p_pruned = (sum(p.numel() for p in m.parameters()) for m in (full, pruned))
             lines.append(f"| {label} | {code.name} | {f_full / 1e6:.2f} M | {f_pruned / 1e6:.2f} M | {f_pruned / f_full:.3f} | "

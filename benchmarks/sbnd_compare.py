@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
 
+from eccflow.eval.timing import frames_per_second
 from eccflow.channels import make_constellation
 from eccflow.codes import get_code
 from eccflow.data.bicm import decoder_channel
@@ -39,18 +39,6 @@ def ebn0_at(points: list[dict], target: float) -> float:
         if y0 <= goal <= y1 and y1 > y0:
             return x0 + (goal - y0) * (x1 - x0) / (y1 - y0)
     return float("nan")
-
-
-def frames_per_second(model: torch.nn.Module, llr: torch.Tensor, repeats: int = 3) -> float:
-    """Best-of-``repeats`` decode throughput on the same LLR batch (no grad, one thread as configured)."""
-    best = math.inf
-    with torch.no_grad():
-        model(llr[:16])  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(llr)
-            best = min(best, time.perf_counter() - start)
-    return llr.shape[0] / best
 
 
 def main() -> None:

@@ -29,10 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable
 
 import torch
 
+from eccflow.eval.timing import steps_per_second
 from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.data import DeviceSampler, EbN0Sampler
@@ -42,17 +42,6 @@ from eccflow.lit.base import ADAM_OPTIONS
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "ecct-reference"
 SIZES = {"N2_d32": (2, 32), "N6_d128": (6, 128)}
 CODES = ["BCH_n31_k16", "BCH_n63_k45", "LDPC_n121_k60"]
-
-
-def timed_rate(step: Callable[[], None], seconds: float, warmup: int = 1) -> float:
-    """Steps per second of ``step`` over at least ``seconds`` (and 2 steps) after ``warmup`` untimed steps."""
-    for _ in range(warmup):
-        step()
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or count < 2:
-        step()
-        count += 1
-    return count / (time.perf_counter() - start)
 
 
 def ecct_config(code: str, layers: int, d_model: int, batch: int, extra: tuple[str, ...] = ()) -> dict:
@@ -123,8 +112,8 @@ def ratio_row(code: str, size: str, batch: int, threads: int, seconds: float, re
     ref, ref_steps = reference_step(code, layers, d_model, batch, steps=max(2, int(20 * 128 / batch)))
     best_ours, best_ref = 0.0, 0.0
     for _ in range(repeats):  # alternate, keep the best of each (the least disturbed by other load)
-        best_ours = max(best_ours, timed_rate(ours, seconds))
-        best_ref = max(best_ref, ref_steps * timed_rate(ref, seconds))
+        best_ours = max(best_ours, steps_per_second(ours, seconds))
+        best_ref = max(best_ref, ref_steps * steps_per_second(ref, seconds))
     return {**row, "eccflow_steps_s": best_ours,
             "reference_steps_s": best_ref, "ratio": best_ours / best_ref, "eccflow_words_s": best_ours * batch,
             "reference_words_s": best_ref * batch}
@@ -140,7 +129,7 @@ def stage_rows(seconds: float, repeats: int) -> list[dict]:
     references = {}
     for batch, _ in shapes:
         ref, ref_steps = reference_step("BCH_n31_k16", 2, 32, batch, steps=max(3, int(20 * 128 / batch)))
-        references[batch] = max(ref_steps * timed_rate(ref, seconds) for _ in range(repeats))
+        references[batch] = max(ref_steps * steps_per_second(ref, seconds) for _ in range(repeats))
     for batch, steps in shapes:
         code = get_code("BCH_n31_k16")
         config = ecct_config(code.name, 2, 32, batch, ("trainer.max_epochs=2", f"data.batches_per_epoch={steps}",
@@ -156,7 +145,7 @@ def stage_rows(seconds: float, repeats: int) -> list[dict]:
                 _, metrics = fit(code, no_val, Path(tmp), progress=False)
                 lightning = max(lightning, steps / metrics["train_seconds"])
         ours, _ = eccflow_step(code.name, 2, 32, batch)
-        bare, reference = max(timed_rate(ours, seconds) for _ in range(repeats)), references[batch]
+        bare, reference = max(steps_per_second(ours, seconds) for _ in range(repeats)), references[batch]
         rows.append({"batch": batch, "stage_steps_s": stage, "lightning_no_val_steps_s": lightning,
                      "bare_steps_s": bare, "reference_steps_s": reference, "stage_ratio": stage / reference,
                      "lightning_overhead_ms": 1e3 * (1 / lightning - 1 / bare)})
@@ -180,8 +169,8 @@ def compile_row(seconds: float, repeats: int) -> dict:
         difference = float((compiled_lit._logits(llr) - eager_lit.net.logits(llr)).abs().max())
     rates = {"eager": 0.0, "compiled": 0.0}
     for _ in range(repeats):
-        rates["eager"] = max(rates["eager"], timed_rate(eager, seconds))
-        rates["compiled"] = max(rates["compiled"], timed_rate(compiled, seconds))
+        rates["eager"] = max(rates["eager"], steps_per_second(eager, seconds))
+        rates["compiled"] = max(rates["compiled"], steps_per_second(compiled, seconds))
     return {"eager_steps_s": rates["eager"], "compiled_steps_s": rates["compiled"],
             "speedup": rates["compiled"] / rates["eager"], "compile_seconds": compile_seconds,
             "max_logit_difference": difference}
@@ -214,7 +203,7 @@ def attention_row(seconds: float, repeats: int) -> dict:
     rates = dict.fromkeys(kernels, 0.0)
     for _ in range(repeats):
         for name, run in kernels.items():
-            rates[name] = max(rates[name], timed_rate(run, seconds))
+            rates[name] = max(rates[name], steps_per_second(run, seconds))
     return {"explicit_ms": 1e3 / rates["explicit"], "sdpa_ms": 1e3 / rates["sdpa"],
             "speedup": rates["explicit"] / rates["sdpa"], "layer_dense_ms": 1e3 / rates["layer_dense"],
             "layer_fused_ms": 1e3 / rates["layer_fused"], "fused_speedup": rates["layer_fused"] / rates["layer_dense"]}

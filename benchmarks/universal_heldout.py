@@ -21,14 +21,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sbnd_compare import frames_per_second  # noqa: E402
+from eccflow.eval.timing import frames_per_second
 
-from eccflow.codes import get_code  # noqa: E402
-from eccflow.errors import ConfigError, EccflowError  # noqa: E402
-from eccflow.eval.published import published_for  # noqa: E402
-from eccflow.pipelines import run_pipeline  # noqa: E402
-from eccflow.pretrained import load_backbone  # noqa: E402
+from eccflow.codes import get_code
+from eccflow.errors import ConfigError, EccflowError
+from eccflow.eval.published import published_for
+from eccflow.pipelines import run_pipeline
+from eccflow.pretrained import load_backbone
 
 EBN0 = (4.0, 5.0, 6.0)
 MIN_FRAME_ERRORS = 100

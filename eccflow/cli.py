@@ -267,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--ebn0", type=float, nargs="+", default=[4.0, 5.0, 6.0], help="calibration Eb/N0 (dB)")
     sa.add_argument("--frames", type=int, default=512, help="calibration frames per Eb/N0")
     sa.add_argument("--temperature", type=float, default=1.0)
-    sa.add_argument("--seed", type=int, default=7919)
+    sa.add_argument("--seed", type=int, default=7919)  # as the pipelines: calibration words apart from training words
     sa.add_argument("--out", default="results/sap_analysis")
     sa.set_defaults(func=_sap_analysis)
     return parser

@@ -17,11 +17,12 @@ ELSEWHERE = {"neural_bp": "test_pipeline.py", "ewgnn": "test_ewgnn.py", "nwd": "
              "fecct_prune": "test_transformer_pipelines.py", "sap": "test_transformer_pipelines.py",
              "sap_arms": "test_transformer_pipelines.py"}
 TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=2", "data.batch_size=32", "data.val_frames=200",
-        "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=400", "stages.evaluate.batch_size=400",
-        "stages.evaluate.ebn0_db=[5.0]", "stages.evaluate.osd_max_k=0", "tracking.champion_metric=neg_ln_ber_5dB"]
-SAP_TINY = ["stages.finetune.budget_s=null", "stages.sap.calibration_frames=64", "stages.sap.calibration_ebn0_db=[5.0]"]
+        "data.val_ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
+EVALUATE = ["stages.evaluate.max_frames=400", "stages.evaluate.batch_size=400", "stages.evaluate.ebn0_db=[5.0]",
+            "stages.evaluate.osd_max_k=0"]
+SAP_TINY = ["stages.sap.calibration_frames=64", "stages.sap.calibration_ebn0_db=[5.0]"]
 HERE = {  # pipeline -> (code, overrides beyond TINY)
-    "ewgnn_ldpc": ("BCH_n15_k7", ["stages.evaluate:CCSDS_n128_k64.max_frames=200",
+    "ewgnn_ldpc": ("BCH_n15_k7", [*EVALUATE, "stages.evaluate:CCSDS_n128_k64.max_frames=200",
                                   "stages.evaluate:peg_n512_dv3_dc6.max_frames=200",
                                   "stages.evaluate:peg_n512_dv3_dc6.batch_size=200"]),
     "nwd_schedule": ("scldpc_dv3_dc6_w3_L6_M10", ["decoder.window=3", "decoder.iterations=3",
@@ -29,7 +30,7 @@ HERE = {  # pipeline -> (code, overrides beyond TINY)
                                                  "stages.nwd.max_candidates_per_snr=4000",
                                                  "stages.nwd:damped.frames_per_snr=64", "stages.nwd:damped.passes=1",
                                                  "stages.schedule.max_frames=400"]),
-    "sap_full": ("BCH_n15_k7", [*SAP_TINY, "stages.recover.max_epochs=1"]),
+    "sap_full": ("BCH_n15_k7", [*SAP_TINY, *EVALUATE]),
     "sap_library": ("BCH_n15_k7", SAP_TINY),
 }
 

@@ -65,3 +65,15 @@ def test_no_two_subpackages_import_each_other():
 
     cycles = sorted({tuple(sorted((a, b))) for a in edges for b in edges[a] if reaches(b, a, {b})})
     assert not cycles, f"import cycles between subpackages: {cycles}"
+
+
+def test_no_stage_imports_another_stage():
+    """Stages call library functions and log; what two stages share lives in the library."""
+    stages = PACKAGE / "pipelines" / "stages"
+    found = []
+    for path in stages.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("eccflow.pipelines.stages.") \
+                    and path.name != "__init__.py":
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}")
+    assert not found, "\n".join(found)

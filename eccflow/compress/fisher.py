@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -165,6 +166,12 @@ def apply_mask(model: TransformerDecoder, mask: UnitMask) -> TransformerDecoder:
     return model
 
 
+def network_size(net: torch.nn.Module, n: int) -> dict[str, float]:
+    """FLOPs per frame of length ``n``, parameter count and parameter bytes of ``net``."""
+    return {"flops": float(flops_per_frame(net, n)), "params": float(sum(p.numel() for p in net.parameters())),
+            "memory_bytes": float(sum(p.numel() * p.element_size() for p in net.parameters()))}
+
+
 def derive_mask(model: TransformerDecoder, ebn0_db: list[float], frames: int, batch_size: int, seed: int,
                 flops_keep: float) -> UnitMask:
     """Fisher importance on a fixed zero-codeword stream of ``model.code`` at ``ebn0_db``, then the search."""
@@ -174,3 +181,20 @@ def derive_mask(model: TransformerDecoder, ebn0_db: list[float], frames: int, ba
     heads, channels = fisher_importance(model, batches)
     full, head_cost, channel_cost = unit_costs(model)
     return search_mask(heads, channels, full, head_cost, channel_cost, flops_keep=flops_keep)
+
+
+CALIBRATION_SEED_OFFSET = 7919  # the calibration words are not the training stream drawn from the same seed
+
+
+def calibrated_mask(model: TransformerDecoder, settings: Mapping[str, Any], seed: int,
+                    where: str) -> tuple[UnitMask, float]:
+    """(mask, seconds) from a stage's calibration settings: ``flops_reduction`` in (0, 1) of the FLOPs removed,
+    importance on ``calibration_frames`` zero codewords per ``calibration_ebn0_db`` (``calibration_batch_size``
+    at a time); ``where`` names the settings in errors."""
+    reduction = settings["flops_reduction"]
+    if isinstance(reduction, bool) or not isinstance(reduction, (int, float)) or not 0 < reduction < 1:
+        raise ConfigError(f"{where}.flops_reduction must lie in (0, 1), got {reduction!r}")
+    start = time.perf_counter()
+    mask = derive_mask(model, settings["calibration_ebn0_db"], settings["calibration_frames"],
+                       settings["calibration_batch_size"], seed + CALIBRATION_SEED_OFFSET, flops_keep=1.0 - reduction)
+    return mask, time.perf_counter() - start

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from eccflow.channels import hard_decision
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
@@ -19,4 +20,4 @@ class HardDecisionDecoder(nn.Module):
     def forward(self, llr: torch.Tensor) -> DecoderOutput:
         if llr.dim() != 2 or llr.shape[1] != self.n:
             raise ConfigError(f"hard-decision decoder of length {self.n} got LLRs of shape {tuple(llr.shape)}")
-        return DecoderOutput(llr=llr, bits=(llr < 0).to(llr.dtype))
+        return DecoderOutput(llr=llr, bits=hard_decision(llr))

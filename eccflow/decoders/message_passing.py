@@ -29,6 +29,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from eccflow.channels import hard_decision
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
@@ -42,6 +43,28 @@ class CheckUpdate(str, Enum):
     SUM_PRODUCT = "sum-product"
     MIN_SUM = "min-sum"
     CLIPPED_TANH = "clipped-tanh"
+
+
+class WeightSharing(str, Enum):
+    """How learned check-message weights are tied: per Tanner edge, per check node or per iteration (neural
+    BP), or per edge / check of the protograph of a window (neural window decoder)."""
+
+    EDGE = "edge"
+    CHECK = "check"
+    ITERATION = "iteration"
+    PROTO_CHECK = "proto-check"
+    PROTO_EDGE = "proto-edge"
+
+
+def parse_weight_sharing(value: str | WeightSharing, allowed: tuple[WeightSharing, ...], decoder: str) -> WeightSharing:
+    """``value`` as a :class:`WeightSharing` that ``decoder`` supports, else a clear error."""
+    try:
+        sharing = WeightSharing(value)
+    except ValueError:
+        sharing = None
+    if sharing not in allowed:
+        raise ConfigError(f"{decoder}: unknown weight_sharing {value!r}; choose one of {[w.value for w in allowed]}")
+    return sharing
 
 
 _TINY = 1e-7  # |m| below this counts as 1e-7: caps check messages at phi(1e-7) = 16.8
@@ -196,7 +219,7 @@ class Propagation:
         """As a :class:`DecoderOutput` over the variables ``active`` (batch-major (B, n))."""
         out = self.posterior[active].t()
         history = None if self.history is None else torch.stack([h[active].t() for h in self.history])
-        return DecoderOutput(llr=out, bits=(out < 0).to(out.dtype), llr_per_iteration=history,
+        return DecoderOutput(llr=out, bits=hard_decision(out), llr_per_iteration=history,
                              iterations=self.iterations)
 
 
@@ -243,7 +266,7 @@ def propagate(graph: TannerGraph, llr: torch.Tensor, iterations: int, rule: Chec
         c2v = weighted if combine is None else combine(messages, weighted)
         previous, posterior = messages, llr + graph.variable_sum(c2v)
         if early_stop:
-            satisfied = ~graph.syndrome((posterior < 0).to(llr.dtype)).any(dim=0)
+            satisfied = ~graph.syndrome(hard_decision(posterior)).any(dim=0)
             if bool(satisfied.any()):
                 done = words[satisfied]
                 final = final.index_copy(1, done, posterior[:, satisfied])

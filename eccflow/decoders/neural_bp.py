@@ -9,20 +9,12 @@ weight on every check-to-variable message, m_cv^(l) <- w^(l)_cv * m_cv^(l), shar
 """
 from __future__ import annotations
 
-from enum import Enum
 
 import torch
 from torch import nn
 
 from eccflow.codes import Code
-from eccflow.decoders.message_passing import BeliefPropagationDecoder, CheckUpdate
-from eccflow.errors import ConfigError
-
-
-class WeightSharing(str, Enum):
-    EDGE = "edge"
-    CHECK = "check"
-    ITERATION = "iteration"
+from eccflow.decoders.message_passing import BeliefPropagationDecoder, CheckUpdate, WeightSharing, parse_weight_sharing
 
 
 class NeuralBPDecoder(BeliefPropagationDecoder):
@@ -37,12 +29,8 @@ class NeuralBPDecoder(BeliefPropagationDecoder):
         weight_init: float = 1.0,
     ) -> None:
         super().__init__(code, iterations=iterations, check_update=check_update)
-        try:
-            self.weight_sharing = WeightSharing(weight_sharing)
-        except ValueError:
-            raise ConfigError(
-                f"unknown weight_sharing {weight_sharing!r}; choose one of {[w.value for w in WeightSharing]}"
-            ) from None
+        self.weight_sharing = parse_weight_sharing(
+            weight_sharing, (WeightSharing.EDGE, WeightSharing.CHECK, WeightSharing.ITERATION), "neural BP")
         width = {WeightSharing.EDGE: code.num_edges, WeightSharing.CHECK: code.num_checks, WeightSharing.ITERATION: 1}
         self.weights = nn.Parameter(torch.full((iterations, width[self.weight_sharing]), float(weight_init)))
 

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from eccflow.channels import hard_decision
 from eccflow.codes import Code, gf2
 from eccflow.config import dataclass_from_dict
 from eccflow.decoders.base import DecoderOutput
@@ -168,7 +169,7 @@ class SBNDDecoder(nn.Module):
 
     def features(self, llr: torch.Tensor) -> torch.Tensor:
         """h = [|L| (or |L| / mean |L|), 1 - 2 s] (B, n + m), s = bin(L) H^T mod 2."""
-        hard = (llr < 0).to(llr.dtype)
+        hard = hard_decision(llr)
         syndrome = torch.remainder(hard @ self.H.t(), 2.0)
         magnitude = llr.abs()
         if self.config.magnitude == "normalized":
@@ -184,7 +185,7 @@ class SBNDDecoder(nn.Module):
 
     def hard_bits(self, llr: torch.Tensor) -> torch.Tensor:
         """y_b (B, n), or its message y_b G^+ (B, k) for the message-wise output."""
-        hard = (llr < 0).to(llr.dtype)
+        hard = hard_decision(llr)
         return torch.remainder(hard @ self.G_pinv, 2.0) if self.message_wise else hard
 
     def flip_target(self, llr: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:

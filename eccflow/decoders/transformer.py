@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from eccflow.channels import hard_decision
 from eccflow.codes import Code
 from eccflow.codes.graph import tanner_distances
 from eccflow.codes.spectra import laplacian_eigenpairs
@@ -226,7 +227,7 @@ class TransformerDecoder(nn.Module):
 
     def embed(self, llr: torch.Tensor, graph: TokenGraph) -> torch.Tensor:
         """Tokens (B, N, d_model) from channel LLRs (B, n)."""
-        hard = (llr < 0).to(llr.dtype)
+        hard = hard_decision(llr)
         syndrome = torch.remainder(hard @ graph.H.t(), 2.0)
         magnitude = llr.abs()
         if self.config.magnitude == "normalized":  # |llr_v| / mean_u |llr_u| = |y_v| / mean_u |y_u|

@@ -29,15 +29,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from eccflow.channels import hard_decision
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
-from eccflow.decoders.message_passing import CheckUpdate, Messages, TannerGraph, check_rule, damped, propagate
+from eccflow.decoders.message_passing import (CheckUpdate, Messages, TannerGraph, WeightSharing, check_rule, damped,
+                                              parse_weight_sharing, propagate)
 from eccflow.errors import ConfigError
-
-
-class WeightSharing(str, Enum):
-    PROTO_CHECK = "proto-check"
-    PROTO_EDGE = "proto-edge"
 
 
 class TrainingScope(str, Enum):
@@ -187,10 +184,11 @@ class WindowDecoder(nn.Module):
             raise ConfigError(f"iterations must be a positive integer, got {iterations!r}")
         try:
             self.check_rule = CheckUpdate(check_update)
-            self.weight_sharing = WeightSharing(weight_sharing)
             self.scope = TrainingScope(scope)
         except ValueError as err:
             raise ConfigError(f"window decoder: {err}") from None
+        self.weight_sharing = parse_weight_sharing(weight_sharing, (WeightSharing.PROTO_CHECK, WeightSharing.PROTO_EDGE),
+                                                "window decoder")
         if neural and self.check_rule is not CheckUpdate.MIN_SUM:
             raise ConfigError("the neural window decoder uses min-sum (check_update: min-sum)")
         self.code, self.window, self.target, self.iterations = code, int(window), int(target), iterations
@@ -359,7 +357,7 @@ class ChainDecoder(nn.Module):
             targets = graph.active_vars[graph.targets]
             decision[:, targets] = out[:, graph.targets]
         self.switched = switched
-        return DecoderOutput(llr=decision, bits=(decision < 0).to(llr.dtype))
+        return DecoderOutput(llr=decision, bits=hard_decision(decision))
 
     def _detect(self, decision: torch.Tensor, previous: int, device: torch.device) -> torch.Tensor:
         if self.detector == "genie":
@@ -370,7 +368,7 @@ class ChainDecoder(nn.Module):
         H = self._decided_checks[previous].to(device)
         if H.shape[0] == 0:
             return torch.zeros(decision.shape[0], dtype=torch.bool, device=device)
-        hard = (decision < 0).to(H.dtype)
+        hard = hard_decision(decision).to(H.dtype)
         return (torch.remainder(hard @ H.t(), 2.0) > 0).any(dim=1)
 
 

@@ -9,34 +9,14 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 import mlflow
 import torch
 
-from eccflow.compress.fisher import apply_mask
-from eccflow.compress.fisher import derive_mask as fisher_derive_mask
-from eccflow.decoders.flops import flops_per_frame
+from eccflow.compress.fisher import apply_mask, calibrated_mask, network_size
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
 from eccflow.pipelines.runner import StageContext, StageResult, stage
-
-
-def backbone_size(net: torch.nn.Module, n: int) -> dict[str, float]:
-    params = sum(p.numel() for p in net.parameters())
-    return {"flops": float(flops_per_frame(net, n)), "params": float(params),
-            "memory_bytes": float(sum(p.numel() * p.element_size() for p in net.parameters()))}
-
-
-def derive_mask(ctx: StageContext, model: torch.nn.Module):
-    """(mask, seconds): importance on CODE's calibration stream, then the budgeted search."""
-    st = ctx.stage_config
-    if not 0 < st["flops_reduction"] < 1:
-        raise ConfigError(f"stages.{ctx.name}.flops_reduction must lie in (0, 1), got {st['flops_reduction']}")
-    start = time.perf_counter()
-    mask = fisher_derive_mask(model, st["calibration_ebn0_db"], st["calibration_frames"], st["calibration_batch_size"],
-                              ctx.config["seed"] + 7919, flops_keep=1.0 - st["flops_reduction"])
-    return mask, time.perf_counter() - start
 
 
 @stage("prune")
@@ -47,10 +27,10 @@ def prune(ctx: StageContext) -> StageResult:
     model = load_decoder(checkpoint, code=ctx.code)
     if not hasattr(model, "blocks"):
         raise ConfigError(f"prune needs a transformer decoder, got {type(model).__name__}")
-    full = backbone_size(model, ctx.code.n)
-    mask, seconds = derive_mask(ctx, model)
+    full = network_size(model, ctx.code.n)
+    mask, seconds = calibrated_mask(model, ctx.stage_config, ctx.config["seed"], f"stages.{ctx.name}")
     pruned = apply_mask(copy.deepcopy(model), mask)
-    small = backbone_size(pruned, ctx.code.n)
+    small = network_size(pruned, ctx.code.n)
     mask_path, tensor_path = ctx.out_dir / "mask.json", ctx.out_dir / "mask.pt"
     mask.to_json(mask_path)
     torch.save(dict(zip(("heads", "channels"), mask.as_tensors())), tensor_path)

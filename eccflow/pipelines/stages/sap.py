@@ -21,13 +21,12 @@ from pathlib import Path
 import mlflow
 import torch
 
-from eccflow.compress.fisher import apply_mask
+from eccflow.compress.fisher import apply_mask, calibrated_mask, network_size
 from eccflow.compress.sap import LibraryEntry, MaskLibrary, random_mask_like, signature
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
 from eccflow.home import store_dir
 from eccflow.pipelines.runner import StageContext, StageResult, file_digest, stage
-from eccflow.pipelines.stages.prune import backbone_size, derive_mask
 
 
 SELECTIONS = ("spectral", "least_similar", "random")
@@ -64,7 +63,7 @@ def sap(ctx: StageContext) -> StageResult:
         mask = found.entry.mask
         mlflow.set_tags({"sap_decision": "reuse", "sap_source_code": found.entry.code})
     else:
-        mask, seconds = derive_mask(ctx, model)
+        mask, seconds = calibrated_mask(model, ctx.stage_config, ctx.config["seed"], f"stages.{ctx.name}")
         metrics["derivation_seconds"] = seconds
         if selection == "spectral":
             metrics["library_size"] = float(library.insert(LibraryEntry(ctx.code.name, target, mask)))
@@ -73,8 +72,8 @@ def sap(ctx: StageContext) -> StageResult:
         mask = random_mask_like(mask, int(st["random_seed"]))
     mlflow.set_tags({"sap_selection": selection})
     pruned = apply_mask(copy.deepcopy(model), mask)
-    metrics |= {f"{k}_full": v for k, v in backbone_size(model, ctx.code.n).items()}
-    metrics |= {f"{k}_pruned": v for k, v in backbone_size(pruned, ctx.code.n).items()}
+    metrics |= {f"{k}_full": v for k, v in network_size(model, ctx.code.n).items()}
+    metrics |= {f"{k}_pruned": v for k, v in network_size(pruned, ctx.code.n).items()}
     mask_path = ctx.out_dir / "mask.json"
     mask.to_json(mask_path)
     torch.save(dict(zip(("heads", "channels"), mask.as_tensors())), ctx.out_dir / "mask.pt")
