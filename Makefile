@@ -42,17 +42,22 @@ eval: $(VENV)/.installed
 	$(VENV)/bin/eccflow eval --code $(CODE) $(foreach d,$(DECODER),--decoder $(d)) --iters $(ITERS) --ebn0 $(EBN0) \
 		--json $(OUT)/$(CODE)_$(subst :,,$(subst $(space),_,$(DECODER))).json
 
+# OVERRIDES and STORAGE reach eccflow through the environment, untouched by the shell: values keep their
+# spaces (OVERRIDES="trainer.max_epochs=2 stages.evaluate.ebn0_db=[4.0, 5.0]") and passwords their quotes.
+pipeline study: export ECCFLOW_OVERRIDES := $(OVERRIDES)
+study: export ECCFLOW_STORAGE := $(STORAGE)
+
 pipeline: $(VENV)/.installed
 	$(VENV)/bin/eccflow pipeline --code $(CODE) --pipeline $(PIPELINE) --profile $(PROFILE) \
-		$(if $(OVERRIDES_FILE),--overrides-file $(OVERRIDES_FILE)) $(foreach o,$(OVERRIDES),--override $(o))
+		$(if $(OVERRIDES_FILE),--overrides-file $(OVERRIDES_FILE)) --overrides "$$ECCFLOW_OVERRIDES"
 
 # Optuna study: STORAGE=postgresql://user:pw@host/db lets workers on several machines share it;
 # MULTI=1 optimises the stage's multi_objectives (Pareto front).
 study: $(VENV)/.installed
 	$(VENV)/bin/eccflow study --stage $(STAGE) --code $(CODE) --trials $(TRIALS) --pipeline $(PIPELINE) \
-		--profile $(PROFILE) $(if $(STORAGE),--storage '$(STORAGE)') $(if $(STUDY),--study-name $(STUDY)) \
+		--profile $(PROFILE) $(if $(STORAGE),--storage "$$ECCFLOW_STORAGE") $(if $(STUDY),--study-name $(STUDY)) \
 		$(if $(MULTI),--multi-objective) $(if $(OVERRIDES_FILE),--overrides-file $(OVERRIDES_FILE)) \
-		$(foreach o,$(OVERRIDES),--override $(o))
+		--overrides "$$ECCFLOW_OVERRIDES"
 
 # Peer-library environment for side-by-side benchmarks (sionna-no-rt, PyTorch-based).
 BENCH_VENV ?= .venv-bench

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -47,10 +48,22 @@ def _eval(args: argparse.Namespace) -> None:
     from eccflow.eval.baselines import parse_baseline
     from eccflow.host_memory import keep_freed_memory
 
+    from eccflow.config import check_ebn0
+    from eccflow.eval.device import check_device
+    from eccflow.files import atomic_write_text, check_writable
+
+    check_ebn0("--ebn0", args.ebn0)
+    for flag, value in (("--max-frames", args.max_frames), ("--batch-size", args.batch_size),
+                        ("--min-frame-errors", args.min_frame_errors), ("--iters", args.iters)):
+        if value is not None and value < 1:
+            raise EccflowError(f"{flag} must be a positive integer, got {value}")
+    if args.threads < 0:
+        raise EccflowError(f"--threads must be 0 (torch's default) or a positive number of threads, got {args.threads}")
+    check_device(args.device)
+    code = get_code(args.code)
     if args.threads:
         torch.set_num_threads(args.threads)
     keep_freed_memory()
-    code = get_code(args.code)
     decoders: dict[str, torch.nn.Module] = {}
     osd_max_k = int(read_group("stages", "evaluate")["osd_max_k"])
     if args.checkpoint:
@@ -74,6 +87,9 @@ def _eval(args: argparse.Namespace) -> None:
                                                   early_stop=args.early_stop).to(args.device)
     if not decoders:
         raise EccflowError("give at least one --decoder (e.g. --decoder bp:5 --decoder osd:2) or a --checkpoint")
+    stem = Path("results") / f"{code.name}_{'_'.join(n.replace(' ', '').replace('=', '') for n in decoders)}"
+    json_path = check_writable(args.json or stem.with_suffix(".json"), "--json")  # before the work, not after
+    png_path = check_writable(args.plot or json_path.with_suffix(".png"), "--plot")
     evaluation = evaluate_paired(
         decoders, code, args.ebn0, rule=args.rule, min_frame_errors=args.min_frame_errors, max_frames=args.max_frames,
         batch_size=args.batch_size, seed=args.seed, codewords=args.codewords, device=args.device, progress=not args.quiet,
@@ -82,11 +98,8 @@ def _eval(args: argparse.Namespace) -> None:
         print(markdown_table(results, title=f"{code.name} ({code.n},{code.k}), {name}"))
     if evaluation.paired:
         print(paired_table(evaluation.paired, title=f"{code.name}: paired differences on the same words"))
-    stem = Path("results") / f"{code.name}_{'_'.join(n.replace(' ', '').replace('=', '') for n in decoders)}"
-    json_path = Path(args.json or stem.with_suffix(".json"))
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(json_safe({**evaluation.to_dict(), "device": str(args.device)}), indent=2))
-    png_path = plot_curves(evaluation.curves, args.plot or json_path.with_suffix(".png"), title=code.name)
+    atomic_write_text(json_path, json.dumps(json_safe({**evaluation.to_dict(), "device": str(args.device)}), indent=2))
+    plot_curves(evaluation.curves, png_path, title=code.name)
     print(f"wrote {json_path} and {png_path}")
 
 
@@ -111,10 +124,17 @@ def _backbone_export(args: argparse.Namespace) -> None:
           f"fine-tune from it with --override stages.pretrained.weights={backbone.path.with_suffix('.json')}")
 
 
+def overrides_of(args: argparse.Namespace) -> list[str]:
+    """``--overrides`` (several ``key=value`` in one string, split before each ``key=``, so values keep their
+    spaces: ``"trainer.max_epochs=2 stages.evaluate.ebn0_db=[4.0, 5.0]"``) then every ``--override``."""
+    text = (args.overrides or "").strip()
+    return [*(re.split(r"\s+(?=[A-Za-z_][\w.:-]*=)", text) if text else []), *args.override]
+
+
 def _pipeline(args: argparse.Namespace) -> None:
     from eccflow.pipelines import run_pipeline
 
-    summary = run_pipeline(args.code, args.pipeline, args.profile, args.override, overrides_file=args.overrides_file)
+    summary = run_pipeline(args.code, args.pipeline, args.profile, overrides_of(args), overrides_file=args.overrides_file)
     stages = ", ".join(f"{name}: {'cached' if s['cached'] else 'ran'}" for name, s in summary["stages"].items())
     print(f"pipeline {args.pipeline} on {args.code} done ({stages}); MLflow parent run {summary['parent_run_id']}")
 
@@ -123,7 +143,7 @@ def _study(args: argparse.Namespace) -> None:
     from eccflow.track.study import run_study
 
     summary = run_study(args.code, args.stage, args.trials, pipeline=args.pipeline, profile=args.profile,
-                        overrides=args.override, overrides_file=args.overrides_file, storage=args.storage,
+                        overrides=overrides_of(args), overrides_file=args.overrides_file, storage=args.storage,
                         study_name=args.study_name, multi_objective=args.multi_objective)
     print(f"study {summary.study_name} in {summary.storage}: report in {summary.out_dir}; "
           f"MLflow parent run {summary.parent_run_id}")
@@ -203,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--ebn0", type=float, nargs="*", required=True, help="Eb/N0 values in dB")
     ev.add_argument("--min-frame-errors", type=int, default=100)
     ev.add_argument("--max-frames", type=int, default=1_000_000)
-    ev.add_argument("--batch-size", type=float, default=10_000)
+    ev.add_argument("--batch-size", type=int, default=10_000)
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--codewords", choices=["random", "zero"], default="random")
     ev.add_argument("--device", default="cpu")
@@ -229,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipe.add_argument("--pipeline", default="neural_bp", help="a file in eccflow/conf/pipelines/")
     pipe.add_argument("--profile", default="quick", help="a file in eccflow/conf/profiles/")
     pipe.add_argument("--override", action="append", default=[], help="key.sub=value (repeatable)")
+    pipe.add_argument("--overrides", default="", help="several key=value in one string (make's OVERRIDES)")
     pipe.add_argument("--overrides-file", default=None, metavar="PATH",
                       help="YAML of dotted keys -> values (e.g. a study's best_overrides.yaml), before --override")
     pipe.set_defaults(func=_pipeline)
@@ -243,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--pipeline", default="neural_bp", help="a file in eccflow/conf/pipelines/")
     st.add_argument("--profile", default="quick", help="a file in eccflow/conf/profiles/")
     st.add_argument("--override", action="append", default=[], help="key.sub=value (repeatable)")
+    st.add_argument("--overrides", default="", help="several key=value in one string (make's OVERRIDES)")
     st.add_argument("--overrides-file", default=None, metavar="PATH", help="YAML of dotted keys -> values")
     st.add_argument("--multi-objective", action="store_true",
                     help="optimise stages.<stage>.study.multi_objectives (Pareto front; no pruning)")

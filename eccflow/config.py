@@ -24,6 +24,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +107,40 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any], strict: bool, where
         if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in REPLACED_WHOLE:
             out[key] = deep_merge(out[key], value, strict, f"{dotted}.")
         else:
+            if strict:
+                check_type(dotted, out[key], value)
             out[key] = copy.deepcopy(value)
     return out
+
+
+UNION_TYPED = frozenset({"trainer.compile"})  # true / false or a backend name
+
+
+def check_type(key: str, default: Any, value: Any) -> None:
+    """A value must have the type of the default it replaces: a number for a number (an integer where the
+    default is one: no silent float-to-int), a finite one, a boolean for a boolean, a list for a list, text
+    for text. A null default, a null value and the keys of :data:`UNION_TYPED` take anything."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value!r}")
+    if default is None or value is None or key in UNION_TYPED:
+        return
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif isinstance(default, int):
+        ok, kind = number and isinstance(value, int), f"an integer (like {default})"
+    elif isinstance(default, float):
+        ok, kind = number, f"a number (like {default:g})"
+    elif isinstance(default, list):
+        ok, kind = isinstance(value, list), f"a list (like {default})"
+    elif isinstance(default, dict):
+        ok, kind = isinstance(value, dict), "a mapping"
+    elif isinstance(default, str):
+        ok, kind = isinstance(value, str), f"text (like {default!r})"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{key} must be {kind}, got {value!r}")
 
 
 def parse_override(text: str) -> dict[str, Any]:
@@ -118,8 +152,10 @@ def parse_override(text: str) -> dict[str, Any]:
         raise ConfigError(f"override {text!r} has an empty key part")
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"override {text!r}: the value is not valid YAML ({problem}); quote text, "
+                          f"close lists like [4.0, 5.0]") from None
     return nest_dotted(key, value)
 
 
@@ -186,7 +222,59 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     for text in overrides:
         cfg = _apply(cfg, parse_override(text))
     _check_branches(cfg["stage_order"], cfg["stages"])
+    check_values(cfg)
     return cfg
+
+
+EBN0_DB_RANGE = (-30.0, 50.0)  # Eb/N0 eccflow accepts anywhere: beyond 50 dB no channel error is ever drawn
+POSITIVE_INTEGERS = frozenset({  # counts that must be >= 1 wherever they appear (null: the documented default)
+    "batch_size", "batches_per_epoch", "val_frames", "max_frames", "max_epochs", "devices", "num_nodes",
+    "calibration_frames", "calibration_batch_size", "candidate_batch_size", "frames_per_snr",
+    "max_candidates_per_snr", "min_frame_errors", "passes", "samples", "iterations", "layers", "d_model", "heads"})
+
+
+def check_ebn0(key: str, value: Any) -> None:
+    """An Eb/N0 setting: a number or a non-empty list of numbers, each finite and inside :data:`EBN0_DB_RANGE`."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise ConfigError(f"{key} is an empty list: give at least one Eb/N0 in dB")
+    low, high = EBN0_DB_RANGE
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not low <= v <= high:
+            raise ConfigError(f"{key}: Eb/N0 values must be numbers of dB in [{low:g}, {high:g}], got {v!r}")
+
+
+def check_values(config: dict[str, Any]) -> None:
+    """Ranges that hold in every pipeline, checked on the composed config before any work: Eb/N0 settings
+    (keys ending in ``ebn0_db``), counts (:data:`POSITIVE_INTEGERS`), and a champion metric that the
+    registering evaluation measures (``neg_ln_ber_6dB`` needs 6 dB in its ``ebn0_db``)."""
+    def walk(node: Any, where: str) -> None:
+        for key, value in node.items():
+            dotted = f"{where}{key}"
+            if key in ("search_space", "study"):
+                continue  # a tuning declaration, checked by the study
+            if isinstance(value, dict):
+                walk(value, f"{dotted}.")
+            elif str(key).endswith("ebn0_db") and value is not None:
+                check_ebn0(dotted, value)
+            elif key in POSITIVE_INTEGERS and value is not None and (
+                    isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{dotted} must be a positive integer, got {value!r}")
+
+    walk(config, "")
+    metric = str(config["tracking"]["champion_metric"])
+    point = re.search(r"_(-?\d+(?:\.\d+)?)dB$", metric)
+    if not (config["tracking"]["register"] and point):
+        return
+    for name in config["stage_order"]:
+        stage = config["stages"][name]
+        if name.split(":", 1)[0] == "evaluate" and stage.get("register", False):
+            measured = [float(e) for e in stage["ebn0_db"]]
+            if float(point.group(1)) not in measured:
+                raise ConfigError(f"tracking.champion_metric={metric} is measured at {point.group(1)} dB, but "
+                                  f"stages.{name}.ebn0_db={stage['ebn0_db']} does not include it; add it, or set "
+                                  f"tracking.champion_metric to a metric of those points (e.g. neg_ln_ber_"
+                                  f"{measured[-1]:g}dB)")
 
 
 def _check_profile_names(profile: str, per_pipeline: dict[str, Any], stages: dict[str, Any]) -> None:

@@ -26,3 +26,19 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def check_writable(path: str | Path, what: str) -> Path:
+    """Fail now, not after the work, if ``path`` cannot be written: its folder is created and a probe file
+    written and removed there. ``what`` names the setting in the error."""
+    from eccflow.errors import ConfigError
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path.with_name(f".{path.name}.probe")) as probe:
+            probe.write_text("")
+        path.with_name(f".{path.name}.probe").unlink()
+    except OSError as err:
+        raise ConfigError(f"{what} {path}: cannot write there ({err.strerror or err})") from None
+    return path

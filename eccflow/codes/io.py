@@ -145,7 +145,10 @@ def read_matrix(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise CodeFormatError(f"{path}: no such file")
-    return read_alist(path) if path.name.endswith(".alist") else read_dense(path)
+    try:
+        return read_alist(path) if path.name.endswith(".alist") else read_dense(path)
+    except UnicodeDecodeError:
+        raise CodeFormatError(f"{path}: not a text file (a code file is a dense 0/1 matrix or an .alist)") from None
 
 
 def load_code_file(path: str | Path) -> Code:

@@ -1,0 +1,106 @@
+"""Bad input is rejected before any work: one clear line, exit code 2, no traceback, nothing in the store."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from eccflow.cli import main
+from eccflow.config import compose
+from eccflow.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("override, message", [
+    ("stages.train.lr=abc", "stages.train.lr must be a number"),
+    ("seed=abc", "seed must be an integer"),
+    ("trainer.max_epochs=abc", "trainer.max_epochs must be an integer"),
+    ("data.batch_size=.nan", "data.batch_size must be a finite number"),
+    ("stages.train.lr=.inf", "stages.train.lr must be a finite number"),
+    ("stages.train.lr={a: 1}", "stages.train.lr must be a number"),
+    ("trainer.max_epochs=0", "trainer.max_epochs must be a positive integer"),
+    ("trainer.max_epochs=-1", "trainer.max_epochs must be a positive integer"),
+    ("data.batch_size=2.5", "data.batch_size must be an integer"),
+    ("trainer.max_epochs=1.5", "trainer.max_epochs must be an integer"),
+    ("cache.enabled=maybe", "cache.enabled must be true or false"),
+    ("stages.evaluate.baselines=bp:5", "stages.evaluate.baselines must be a list"),
+    ("data.val_ebn0_db=[]", "data.val_ebn0_db is an empty list"),
+    ("stages.evaluate.ebn0_db=[]", "stages.evaluate.ebn0_db is an empty list"),
+    ("stages.evaluate.ebn0_db=[4.0, 1e9]", r"Eb/N0 values must be numbers of dB in \[-30, 50\]"),
+    ("stages.evaluate.ebn0_db=[4.0, 5.0]", "champion_metric=neg_ln_ber_6dB is measured at 6 dB"),
+    ("stages.evaluate.ebn0_db=[4, 5", "not valid YAML"),
+])
+def test_bad_overrides_are_errors_when_the_config_is_composed(override, message):
+    with pytest.raises(ConfigError, match=message):
+        compose("BCH_n31_k16", "neural_bp", "quick", [override])
+
+
+def test_good_overrides_still_compose():
+    config = compose("BCH_n31_k16", "neural_bp", "quick", [
+        "stages.train.lr=1", "stages.evaluate.ebn0_db=[4.0, 5.0]", "tracking.champion_metric=neg_ln_ber_5dB",
+        "trainer.compile=inductor", "stages.train.recipe={lr: 0.01, batch: 128, max_batch: 512, power: 0.5}",
+        "stages.train.lr=null"])
+    assert config["trainer"]["compile"] == "inductor" and config["stages"]["train"]["lr"] is None
+
+
+def test_a_bad_override_leaves_no_run_in_the_store(isolated_mlflow, capsys):
+    code = main(["pipeline", "--code", "BCH_n31_k16", "--override", "stages.train.lr=abc"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err and "stages.train.lr" in err
+    client = MlflowClient()
+    assert not [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--ebn0", "1e9"], "Eb/N0 values must be numbers of dB"),
+    (["--ebn0=-1e9"], "Eb/N0 values must be numbers of dB"),
+    (["--ebn0", "4", "--device", "cuda:7"], "device 'cuda:7'"),
+    (["--ebn0", "4", "--device", "tpu"], "device 'tpu'"),
+    (["--ebn0", "4", "--threads", "-2"], "--threads must be"),
+    (["--ebn0", "4", "--max-frames", "0"], "--max-frames must be a positive integer"),
+    (["--ebn0", "4", "--json", "/proc/nope/x.json"], "--json /proc/nope/x.json: cannot write there"),
+    (["--ebn0", "4", "--decoder", "minsum", "--normalization", "nan"], "normalization must be a finite positive"),
+    (["--ebn0", "4", "--decoder", "minsum", "--normalization", "-1"], "normalization must be a finite positive"),
+    (["--ebn0", "4", "--decoder", "minsum", "--normalization", "0"], "normalization must be a finite positive"),
+    (["--ebn0", "4", "--decoder", "minsum", "--offset", "nan"], "offset must be a finite number"),
+])
+def test_bad_eval_arguments_are_one_line_errors_before_any_frame(arguments, message, capsys, monkeypatch):
+    import eccflow.eval
+
+    monkeypatch.setattr(eccflow.eval, "evaluate_paired", lambda *a, **k: pytest.fail("decoding started"))
+    decoder = [] if "--decoder" in arguments else ["--decoder", "bp:5"]
+    assert main(["eval", "--code", "BCH_n31_k16", *decoder, "--max-frames", "100", *arguments]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_binary_file_is_not_a_code(tmp_path, capsys):
+    path = tmp_path / "H.txt"
+    path.write_bytes(bytes(range(256)) * 8)
+    assert main(["codes", "show", str(path)]) == 2
+    assert "not a text file" in capsys.readouterr().err
+
+
+def test_make_passes_overrides_with_spaces_and_storage_with_quotes(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "eccflow").write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    (venv / "bin" / "eccflow").chmod(0o755)
+    (venv / ".installed").touch()
+    os.utime(venv / ".installed", (4102444800, 4102444800))  # newer than pyproject.toml: no install
+    def make(*arguments: str) -> list[str]:
+        done = subprocess.run(["make", "-s", *arguments, f"VENV={venv}"], cwd=ROOT, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    argv = make("pipeline", "CODE=BCH_n31_k16", "OVERRIDES=trainer.max_epochs=2 stages.evaluate.ebn0_db=[4.0, 5.0]")
+    from eccflow.cli import build_parser, overrides_of
+
+    assert overrides_of(build_parser().parse_args(argv)) == ["trainer.max_epochs=2", "stages.evaluate.ebn0_db=[4.0, 5.0]"]
+    argv = make("study", "CODE=BCH_n31_k16", "STORAGE=postgresql://user:p'w\"d@host/db")
+    assert argv[argv.index("--storage") + 1] == "postgresql://user:p'w\"d@host/db"
