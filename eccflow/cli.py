@@ -124,6 +124,17 @@ def _backbone_export(args: argparse.Namespace) -> None:
           f"fine-tune from it with --override stages.pretrained.weights={backbone.path.with_suffix('.json')}")
 
 
+def _doctor(args: argparse.Namespace) -> None:
+    from eccflow.track import configure_mlflow
+    from eccflow.track.stale import mark_stale_runs
+
+    uri = configure_mlflow(args.tracking_uri)
+    marked = mark_stale_runs("eccflow doctor")
+    print(f"{uri}: {len(marked)} run(s) left RUNNING by a killed process, now ended KILLED")
+    for run_id in marked:
+        print(f"  {run_id}")
+
+
 def overrides_of(args: argparse.Namespace) -> list[str]:
     """``--overrides`` (several ``key=value`` in one string, split before each ``key=``, so values keep their
     spaces: ``"trainer.max_epochs=2 stages.evaluate.ebn0_db=[4.0, 5.0]"``) then every ``--override``."""
@@ -270,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="optimise stages.<stage>.study.multi_objectives (Pareto front; no pruning)")
     st.set_defaults(func=_study)
 
+    dr = sub.add_parser("doctor", help="end KILLED the runs a killed process left RUNNING (pipelines also do it at start)")
+    dr.add_argument("--tracking-uri", default=None, help="MLflow store (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")
+    dr.set_defaults(func=_doctor)
+
     rp = sub.add_parser("report", help="paper-style tables (markdown, LaTeX, PNG) from the evaluate runs in MLflow")
     rp.add_argument("--experiment", default="eccflow")
     rp.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="only runs with this tag (repeatable)")
@@ -301,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except EccflowError as err:
         print(f"eccflow: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, an unwritable store: the machine's problem, not a bug
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"eccflow: error: {err.strerror or err}{where}; finished work is kept", file=sys.stderr)
         return 2
     return 0
 

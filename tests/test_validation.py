@@ -104,3 +104,29 @@ def test_make_passes_overrides_with_spaces_and_storage_with_quotes(tmp_path):
     assert overrides_of(build_parser().parse_args(argv)) == ["trainer.max_epochs=2", "stages.evaluate.ebn0_db=[4.0, 5.0]"]
     argv = make("study", "CODE=BCH_n31_k16", "STORAGE=postgresql://user:p'w\"d@host/db")
     assert argv[argv.index("--storage") + 1] == "postgresql://user:p'w\"d@host/db"
+
+
+def test_runs_of_a_killed_process_are_ended_killed_by_the_next_pipeline_or_doctor(isolated_mlflow, capsys):
+    """A pipeline killed with SIGKILL leaves its parent and stage runs RUNNING; the next start ends them."""
+    import signal
+
+    from eccflow.track.stale import STALE_TAG
+
+    script = ("from eccflow.track import configure_mlflow, pipeline_run, stage_run\n"
+              "import time\nconfigure_mlflow()\n"
+              "with pipeline_run('eccflow', 'killed:BCH_n15_k7'):\n"
+              "    with stage_run('train'):\n"
+              "        print('running', flush=True); time.sleep(120)\n")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert child.stdout.readline().strip() == "running"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name("eccflow").experiment_id
+    runs = client.search_runs([experiment])
+    assert len(runs) == 2 and {r.info.status for r in runs} == {"RUNNING"}
+    assert main(["doctor"]) == 0
+    assert "2 run(s) left RUNNING by a killed process" in capsys.readouterr().out
+    runs = client.search_runs([experiment])
+    assert {r.info.status for r in runs} == {"KILLED"} and all("found by eccflow doctor" in r.data.tags[STALE_TAG] for r in runs)
+    assert main(["doctor"]) == 0 and "0 run(s)" in capsys.readouterr().out  # a live or finished run is left alone

@@ -10,12 +10,14 @@ Every invocation is one MLflow parent run with one nested run per stage (cached 
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from eccflow import __version__
 from eccflow.codes import Code, get_code
@@ -50,6 +52,7 @@ class StageContext:
 class StageResult:
     outputs: dict[str, str] = field(default_factory=dict)  # artifact name -> file path ("report": shown on cache hits)
     metrics: dict[str, float] = field(default_factory=dict)
+    state: dict[str, str] = field(default_factory=dict)  # files the stage keeps outside its folder (not inputs of later stages)
 
 
 StageFn = Callable[[StageContext], StageResult]
@@ -110,9 +113,67 @@ def stage_key(name: str, config: dict[str, Any], inputs: dict[str, str]) -> str:
     return config_hash(name, stage_cfg, shared, digests, __version__)
 
 
-def _write_done(path: Path, result: StageResult, key: str, run_id: str) -> None:
+def _output_files(outputs: dict[str, Any]) -> dict[str, Path]:
+    """The outputs that name files (absolute paths)."""
+    return {k: Path(v) for k, v in outputs.items() if isinstance(v, str) and Path(v).is_absolute()}
+
+
+def _write_done(path: Path, result: StageResult, key: str, run_id: str, out_dir: Path) -> None:
+    """The entry's marker: outputs, metrics and the SHA-256 of every output file inside the entry's folder."""
+    checksums = {k: file_sha256(f) for k, f in _output_files(result.outputs).items()
+                 if f.is_file() and f.resolve().is_relative_to(out_dir.resolve())}
     atomic_write_text(path, json.dumps({"key": key, "run_id": run_id, "outputs": result.outputs, "metrics": result.metrics,
+                                        "state": result.state, "checksums": checksums,
                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
+
+
+def verified_entry(out_dir: Path, log: Callable[[str], None]) -> dict[str, Any] | None:
+    """The finished entry's marker if the entry is whole, else ``None`` (the stage runs).
+
+    Whole: ``DONE.json`` parses, every output file exists (state a stage keeps outside its folder, such as the
+    SAP library, included) and the files inside the folder match their recorded SHA-256. A damaged entry is moved
+    aside (``<folder>.damaged-<time>``, with ``DAMAGED.txt`` saying why) so the stage rebuilds it."""
+    done_file = out_dir / "DONE.json"
+    if not done_file.is_file():
+        return None
+    try:
+        done = json.loads(done_file.read_text())
+        outputs, checksums = done["outputs"], done.get("checksums", {})
+        done["metrics"], done["run_id"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return _set_aside(out_dir, "DONE.json is unreadable (truncated or edited)", log)
+    for name, path in {**_output_files(outputs), **_output_files(done.get("state") or {})}.items():
+        if not path.exists():
+            return _set_aside(out_dir, f"output {name!r} ({path}) is missing", log)
+        if name in checksums and (not path.is_file() or file_sha256(path) != checksums[name]):
+            return _set_aside(out_dir, f"output {name!r} ({path}) does not match its recorded SHA-256", log)
+    return done
+
+
+def _set_aside(out_dir: Path, why: str, log: Callable[[str], None]) -> None:
+    aside = out_dir.with_name(f"{out_dir.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    out_dir.rename(aside)
+    (aside / "DAMAGED.txt").write_text(f"{why}; moved aside by eccflow at {time.strftime('%Y-%m-%dT%H:%M:%S')}; "
+                                       "the stage was run again in the original folder\n")
+    out_dir.mkdir()
+    log(f"cache entry {out_dir.name} is damaged ({why}): moved to {aside.name}, running the stage again")
+    return None
+
+
+@contextmanager
+def entry_lock(out_dir: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """One process builds a cache entry at a time: a second identical pipeline waits here, then reuses the
+    entry (the lock dies with its process, so a kill never leaves it held)."""
+    with open(out_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"[{out_dir.name}] another process is building this entry: waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_pipeline(
@@ -132,6 +193,7 @@ def run_pipeline(
     import mlflow
 
     from eccflow.track import configure_mlflow, get_or_create_experiment, log_config, pipeline_run, stage_run, standard_tags
+    from eccflow.track.stale import mark_stale_runs
 
     from eccflow.train import check_trainer, optimizer_settings
 
@@ -151,6 +213,8 @@ def run_pipeline(
     pipeline, profile = config["pipeline"], config["profile"]  # a user's file goes by its stem
     cache = Path(cache_root) if cache_root is not None else default_cache_root()
     uri = configure_mlflow(tracking_uri)
+    for run_id in mark_stale_runs("pipeline start"):
+        log(f"marked run {run_id} KILLED: its process was killed without closing it")
     experiment = config["tracking"]["experiment"]
     get_or_create_experiment(experiment)
     summary: dict[str, Any] = {"stages": {}}
@@ -168,9 +232,9 @@ def run_pipeline(
             out_dir.mkdir(parents=True, exist_ok=True)
             done_file = out_dir / "DONE.json"
             stage_tags = {**tags, "stage": name, "cache_key": key}
-            with stage_run(name, tags=stage_tags) as run:
-                if config["cache"]["enabled"] and done_file.is_file():
-                    done = json.loads(done_file.read_text())
+            with entry_lock(out_dir, log), stage_run(name, tags=stage_tags) as run:
+                done = verified_entry(out_dir, log) if config["cache"]["enabled"] else None
+                if done is not None:
                     result = StageResult(outputs=done["outputs"], metrics=done["metrics"])
                     mlflow.set_tags({"cache": "hit", "cached_from_run": done["run_id"]})
                     if result.metrics:
@@ -184,7 +248,7 @@ def run_pipeline(
                     log(f"[{name}] running in {out_dir}")
                     context = StageContext(name, config, code_obj, dict(inputs), out_dir, run.info.run_id, uri, log)
                     result = STAGES[stage_function(name)](context)
-                    _write_done(done_file, result, key, run.info.run_id)
+                    _write_done(done_file, result, key, run.info.run_id, out_dir)
                     cached = False
             inputs.update(result.outputs)
             after_stage[name] = dict(inputs)

@@ -13,6 +13,7 @@ beats the current champion; :func:`load_registered_decoder` gives the torch modu
 """
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import math
@@ -39,6 +40,7 @@ from torch import nn
 
 from eccflow.errors import ConfigError
 from eccflow.home import PACKAGE_DIR, store_dir
+from eccflow.track.stale import OWNER_TAG, owner
 
 NEG_LN_BER_CAP = 50.0
 """Logged in place of -ln(BER) = +inf (no bit error observed): MLflow refuses non-finite values, and a
@@ -87,10 +89,18 @@ def configure_mlflow(uri: str | None = None) -> str:
         raise ConfigError(f"the MLflow tracking URI must be a non-empty string, got {uri!r}")
     uri = uri.strip()
     database = _sqlite_path(uri)
-    if database is not None:
-        database.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        # A new SQLite store creates its tables on first use; two processes doing that at once collide
+        # ("table ... already exists"), so the first use happens under a lock beside the database.
+        with open(database.with_name(f".{database.name}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                MlflowClient(uri).search_experiments(max_results=1)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
     return uri
 
 
@@ -297,6 +307,7 @@ def pipeline_run(experiment: str, run_name: str, tags: Mapping[str, Any] | None 
     if active is not None:
         raise ConfigError(f"run {active.info.run_id} is still active: a pipeline run must be top-level (use stage_run)")
     experiment_id = get_or_create_experiment(experiment)
+    run_tags[OWNER_TAG] = owner()  # a kill leaves it RUNNING: eccflow.track.stale finds it by this
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
         yield run
 
@@ -312,7 +323,7 @@ def stage_run(stage_name: str, tags: Mapping[str, Any] | None = None) -> Iterato
     parent = _active_run("stage_run")
     parent_tags = MlflowClient().get_run(parent.info.run_id).data.tags
     inherited = {key: parent_tags[key] for key in STANDARD_TAG_KEYS if key in parent_tags}
-    run_tags = {**inherited, **extra, "stage": stage_name}
+    run_tags = {**inherited, **extra, "stage": stage_name, OWNER_TAG: owner()}
     with mlflow.start_run(
         experiment_id=parent.info.experiment_id, run_name=stage_name, nested=True, tags=run_tags
     ) as run:

@@ -85,4 +85,6 @@ def sap(ctx: StageContext) -> StageResult:
         versioned.write_text(library.path.read_text())
         mlflow.log_artifact(str(versioned), artifact_path="sap_library")
     mlflow.log_metrics(metrics)
-    return StageResult(outputs={"checkpoint": str(model_path), "mask": str(mask_path), "teacher": checkpoint}, metrics=metrics)
+    state = {"library": str(library.path)} if library.path.is_file() else {}  # rebuilt if someone deletes it
+    return StageResult(outputs={"checkpoint": str(model_path), "mask": str(mask_path), "teacher": checkpoint}, metrics=metrics,
+                       state=state)
