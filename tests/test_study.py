@@ -255,3 +255,43 @@ def test_multi_objective_study_in_process(tmp_path: Path, monkeypatch: pytest.Mo
     run = mlflow.get_run(summary.parent_run_id)
     assert json.loads(run.data.tags["pareto_front"]) == [f["trial"] for f in front]
     assert run.data.metrics["trials_complete"] == 3
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_failed_retried_and_its_run_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study worker killed with SIGKILL mid-trial: the next worker fails the silent trial (heartbeat), runs
+    it again, and the dead trial's MLflow run ends KILLED."""
+    import signal
+    import time
+
+    uri, storage = f"sqlite:///{tmp_path}/mlflow.db", f"sqlite:///{tmp_path}/optuna.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    slow = [*TINY, "trainer.max_epochs=30", "stages.train.study.heartbeat_s=1", "stages.train.study.pruner=none",
+            "stages.train.study.sampler_seed=0"]
+    command = [sys.executable, "-m", "eccflow.cli", "study", "--code", CODE, "--trials", "1", "--storage", storage,
+               "--study-name", "dead-worker", *(a for o in slow for a in ("--override", o))]
+    worker = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        try:
+            trials = optuna.load_study(study_name="dead-worker", storage=storage).get_trials(deepcopy=False)
+        except KeyError:
+            trials = []
+        if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
+            break
+        time.sleep(1)
+    time.sleep(3)  # inside the trial's training
+    worker.send_signal(signal.SIGKILL)
+    worker.wait(timeout=30)
+    time.sleep(3)  # longer than the grace period (2 heartbeats)
+    summary = run_study(CODE, trials=1, overrides=[*TINY, "stages.train.study.heartbeat_s=1"], storage=storage,
+                        study_name="dead-worker", study_dir=tmp_path / "studies", log=lambda _: None)
+    states = [t.state for t in optuna.load_study(study_name="dead-worker", storage=storage).get_trials()]
+    assert states.count(optuna.trial.TrialState.FAIL) == 1 and optuna.trial.TrialState.RUNNING not in states
+    assert states.count(optuna.trial.TrialState.COMPLETE) >= 1  # the retry (and this worker's own trial)
+    client = MlflowClient()
+    runs = client.search_runs([client.get_experiment_by_name("eccflow").experiment_id])
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    assert any(r.info.status == "KILLED" and "study start" in r.data.tags.get("eccflow.stale", "") for r in runs)
+    assert summary.parent_run_id

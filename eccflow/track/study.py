@@ -44,6 +44,7 @@ from eccflow.config import compose, deep_merge, nest_dotted
 from eccflow.errors import ConfigError
 from eccflow.files import atomic_path, atomic_write_text
 from eccflow.home import store_dir
+from eccflow.track.stale import OWNER_TAG, mark_stale_runs, owner
 from eccflow.track.mlflow_tracking import (
     configure_mlflow,
     flatten_config,
@@ -99,8 +100,11 @@ def creation_lock(url: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage (tables created under :func:`creation_lock` for SQLite, retried otherwise)."""
+def open_storage(url: str, heartbeat_s: float | None = None, retries: int = 0) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage (tables created under :func:`creation_lock` for SQLite, retried otherwise).
+
+    With ``heartbeat_s`` every running trial records a heartbeat; a trial silent for twice that (its worker
+    was killed) is marked FAILED by the next worker that starts a trial, and run again up to ``retries`` times."""
     import sqlalchemy.exc
 
     kwargs: dict[str, Any] = {}
@@ -110,7 +114,12 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     for attempt in range(8):
         try:
             with creation_lock(url):
-                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+                if heartbeat_s is None:
+                    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=kwargs, heartbeat_interval=max(1, round(heartbeat_s)),
+                    grace_period=max(2, round(2 * heartbeat_s)),
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=retries))
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError) as error:
             last = error
             time.sleep(0.3 * (attempt + 1) + random.random() * 0.3)
@@ -411,7 +420,7 @@ def _parent_run(study: optuna.Study, created: bool, experiment_id: str, config: 
                 break
             time.sleep(0.5)
     client = mlflow.MlflowClient()
-    run = client.create_run(experiment_id, run_name=f"study:{study.study_name}", tags=dict(tags))
+    run = client.create_run(experiment_id, run_name=f"study:{study.study_name}", tags={**tags, OWNER_TAG: owner()})
     params = {**flatten_config(config), **{f"study.{k}": v for k, v in settings.items()}}
     items = [Param(k, str(v)) for k, v in params.items()]
     for start in range(0, len(items), 100):
@@ -442,6 +451,7 @@ class _TrialObjective:
         trial_dir = self.study_dir / "trials" / f"{trial.number:04d}"
         shutil.rmtree(trial_dir, ignore_errors=True)  # never resume another study's leftovers
         tags = {**self.tags, "stage": self.plan.stage, "optuna_trial": str(trial.number)}
+        tags[OWNER_TAG] = owner()  # a killed worker leaves it RUNNING: the next worker's start ends it KILLED
         run = mlflow.start_run(experiment_id=self.experiment_id, run_name=f"trial-{trial.number}", nested=True, tags=tags)
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
         status = "FAILED"
@@ -535,6 +545,11 @@ def run_study(
         raise ConfigError(f"trials must be a positive integer, got {trials!r}")
     config = compose(code, pipeline, profile, list(overrides), overrides_file)
     plan = plan_study(config, stage, multi_objective)
+    heartbeat, retries = plan.settings.get("heartbeat_s", 60), plan.settings.get("retries", 1)
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or not heartbeat > 0:
+        raise ConfigError(f"stages.{stage}.study.heartbeat_s must be a positive number of seconds, got {heartbeat!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"stages.{stage}.study.retries must be an integer >= 0, got {retries!r}")
     for note in plan.notes:
         log(f"note: {note}")
     name = study_name or default_study_name(config, stage, plan.multi)
@@ -547,7 +562,10 @@ def run_study(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     st = config["stages"][stage]
     max_epochs = int(st.get("max_epochs") or config["trainer"]["max_epochs"])
-    study, created = _create_or_load(name, open_storage(url), plan, make_sampler(plan), make_pruner(plan, max_epochs))
+    for run_id in mark_stale_runs("study start"):
+        log(f"marked run {run_id} KILLED: its process (a study worker) was killed without closing it")
+    study, created = _create_or_load(name, open_storage(url, heartbeat, retries), plan, make_sampler(plan),
+                                     make_pruner(plan, max_epochs))
     tags = {**standard_tags(code=config["code"], family=config["decoder"].get("family", ""), stage="study",
                             profile=profile),
             "pipeline": pipeline, "optuna_study": name, "optuna_storage": redact_url(url)}
