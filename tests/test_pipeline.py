@@ -138,7 +138,7 @@ def test_half_written_checkpoint_is_set_aside(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_after_kill(store: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    overrides = ["trainer.max_epochs=40", "data.batches_per_epoch=6", "data.batch_size=64", "data.val_frames=300",
+    overrides = ["trainer.max_epochs=10", "data.batches_per_epoch=6", "data.batch_size=64", "data.val_frames=300",
                  "stages.evaluate.max_frames=1500", "stages.evaluate.batch_size=1500", "tracking.register=false"]
     env = {**os.environ, "ECCFLOW_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "eccflow.cli", "pipeline", "--code", CODE]
