@@ -22,7 +22,6 @@ from conftest_mlflow import MlflowServer
 from mlflow import MlflowClient
 from torch import nn
 
-from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
 from eccflow.eval.montecarlo import PointResult
 from eccflow.track import (
@@ -44,34 +43,23 @@ from eccflow.track import (
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-class TinyDecoder(nn.Module):
-    """Per-position scaling of the LLRs: enough to tell two checkpoints apart."""
-
-    def __init__(self, n: int) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.randn(n))
-
-    def forward(self, llr: torch.Tensor) -> DecoderOutput:
-        out = llr * self.weight
-        return DecoderOutput(llr=out, bits=(out < 0).float())
+LOADER = "eccflow.lit:load_decoder"  # eccflow's own loader: the only kind a registered model may name
+CODE_N = 63
 
 
-def load_tiny_decoder(path: Path) -> TinyDecoder:
-    """Loader for the registry tests."""
-    state = torch.load(path, weights_only=True)
-    decoder = TinyDecoder(state["weight"].numel())
-    decoder.load_state_dict(state)
-    return decoder
+def _checkpoint(directory: Path, name: str) -> tuple[Path, nn.Module]:
+    """A neural BP checkpoint of BCH(63,45) with random weights: enough to tell two checkpoints apart."""
+    from eccflow.codes import get_code
+    from eccflow.decoders.neural_bp import NeuralBPDecoder
+    from eccflow.lit import save_decoder
 
-
-LOADER = f"{__name__}:load_tiny_decoder"
-
-
-def _checkpoint(directory: Path, name: str, n: int = 7) -> tuple[Path, TinyDecoder]:
-    decoder = TinyDecoder(n)
-    path = directory / f"{name}.pt"
-    torch.save(decoder.state_dict(), path)
-    return path, decoder
+    config = {"family": "neural_bp", "iterations": 2, "check_update": "sum-product", "weight_sharing": "check",
+              "weight_init": 1.0}
+    decoder = NeuralBPDecoder(get_code("BCH_n63_k45"), iterations=2, weight_sharing="check")
+    with torch.no_grad():
+        decoder.weights.uniform_(0.3, 1.5)
+    path = save_decoder(decoder, config, "BCH_n63_k45", directory / f"{name}.ckpt")
+    return path, decoder.eval()
 
 
 def _point(ebn0: float, ber: float, fer: float) -> PointResult:
@@ -258,10 +246,10 @@ def test_registry_aliases_and_round_trip(tmp_path: Path) -> None:
     tags = MlflowClient().get_model_version(first.name, "3").tags
     assert tags["loader"] == LOADER and tags["champion_metric"] == "neg_ln_ber_5dB"
 
-    llr = torch.randn(4, 7)
+    llr = 3 * torch.randn(4, CODE_N)
     for alias, original in (("candidate", newest), ("champion", better)):
         loaded = load_registered_decoder("NBP", "BCH_n63_k45", alias)
-        assert isinstance(loaded, TinyDecoder) and not loaded.training
+        assert type(loaded) is type(original) and not loaded.training
         assert torch.equal(loaded(llr).llr, original(llr).llr)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{first.name}@champion")
     assert np.array_equal(pyfunc.predict(llr.numpy()), better(llr).bits.numpy().astype(np.uint8))
@@ -270,6 +258,39 @@ def test_registry_aliases_and_round_trip(tmp_path: Path) -> None:
         load_registered_decoder("NBP", "BCH_n63_k45", "production")
     with pytest.raises(ConfigError, match="no registered model"):
         load_registered_decoder("NBP", "POLAR_n64_k48")
+
+
+def test_a_registered_model_may_only_name_eccflows_own_loaders(tmp_path: Path) -> None:
+    """Whoever can register a model must not run code on every reader: a stored loader string outside the
+    allow-list is refused, and the model is logged as code, not as a pickle."""
+    from eccflow.track.mlflow_tracking import _load_decoder
+
+    evil = tmp_path / "evil.py"
+    evil.write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('ran')\n")
+    with pytest.raises(ConfigError, match="not one of eccflow's own"):
+        _load_decoder("runpy:run_path", evil)
+    assert not (tmp_path / "ran").exists()
+    first, _ = _register(tmp_path, "signed", 5.0, family="safe")
+    local = Path(mlflow.artifacts.download_artifacts(first.model_uri, dst_path=str(tmp_path / "model")))
+    assert not list(local.rglob("*.pkl")), "a registered decoder must not be a pickle"
+    signature = mlflow.models.get_model_info(first.model_uri).signature
+    assert tuple(signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, CODE_N)
+
+
+def test_a_fresh_python_loads_and_serves_the_champion(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    first, decoder = _register(tmp_path, "fresh", 5.0, family="fresh")
+    llr = 3 * torch.randn(5, CODE_N)
+    np.save(tmp_path / "llr.npy", llr.numpy())
+    script = ("import sys, numpy as np, mlflow.pyfunc\n"
+              f"model = mlflow.pyfunc.load_model('models:/{first.name}@champion')\n"
+              f"np.save(sys.argv[1], model.predict(np.load(sys.argv[2])))\n")
+    subprocess.run([sys.executable, "-c", script, str(tmp_path / "bits.npy"), str(tmp_path / "llr.npy")], check=True,
+                   env={**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}, cwd=tmp_path, timeout=300)
+    assert np.array_equal(np.load(tmp_path / "bits.npy"), decoder(llr).bits.numpy().astype(np.uint8))
 
 
 def test_registry_lower_is_better_keeps_champion_until_beaten(tmp_path: Path) -> None:
@@ -287,9 +308,8 @@ def test_register_checkpoint_rejects_bad_input(tmp_path: Path) -> None:
     path, _ = _checkpoint(tmp_path, "bad")
     cases = [
         (dict(checkpoint_path=tmp_path / "missing.pt"), "not a file"),
-        (dict(loader="no_colon_here"), "module:function"),
-        (dict(loader="eccflow.nowhere:load"), "cannot import"),
-        (dict(loader=f"{__name__}:missing"), "no function"),
+        (dict(loader="runpy:run_path"), "not one of eccflow's own"),
+        (dict(loader="no_colon_here"), "not one of eccflow's own"),
         (dict(champion_metric="fer_5dB"), "not among"),
         (dict(metrics={"ber_5dB": float("nan")}), "finite"),
         (dict(family="N B P"), "letters, digits"),
@@ -331,9 +351,9 @@ def test_server_round_trip(mlflow_server: MlflowServer, monkeypatch: pytest.Monk
     model = _get_json(f"{api}/registered-models/get?name={urllib.parse.quote(info.name)}")["registered_model"]
     assert {a["alias"]: a["version"] for a in model["aliases"]} == {"candidate": "1", "champion": "1"}
     assert mlflow.artifacts.load_text(f"runs:/{parent.info.run_id}/config.yaml").startswith("code: BCH_n63_k45")
-    assert any(mlflow_server.artifacts.rglob("served.pt"))
+    assert any(mlflow_server.artifacts.rglob("served.ckpt"))
 
-    llr = torch.randn(3, 7)
+    llr = 3 * torch.randn(3, CODE_N)
     loaded = load_registered_decoder("NBP", "BCH_n63_k45", "champion")
     assert torch.equal(loaded(llr).llr, decoder(llr).llr)
 

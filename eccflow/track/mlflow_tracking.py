@@ -14,7 +14,6 @@ beats the current champion; :func:`load_registered_decoder` gives the torch modu
 from __future__ import annotations
 
 import fcntl
-import importlib
 import json
 import math
 import os
@@ -35,7 +34,8 @@ import torch
 import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
-from mlflow.models import Model
+from mlflow.models import Model, ModelSignature
+from mlflow.types import Schema, TensorSpec
 from torch import nn
 
 from eccflow.errors import ConfigError
@@ -57,7 +57,6 @@ _MAX_KEY_LENGTH = 250
 _MAX_PARAMS_PER_BATCH = 100
 _KEY_PATTERN = re.compile(r"^[\w./ -]+$")  # what MLflow accepts on every OS (no colon)
 _MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
-_LOADER_PATTERN = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 _CHECKPOINT_ARTIFACT = "checkpoint"
 
 
@@ -339,19 +338,18 @@ def registered_model_name(family: str, code: str) -> str:
     return name
 
 
+LOADERS = frozenset({"eccflow.lit:load_decoder", "eccflow.lit.checkpoint:load_decoder"})  # the same function
+
+
 def resolve_loader(loader: str) -> Callable[[Path], nn.Module]:
-    """Import the ``"package.module:function"`` that turns a checkpoint path into a decoder module."""
-    if not isinstance(loader, str) or not _LOADER_PATTERN.match(loader):
-        raise ConfigError(f"loader must look like 'package.module:function', got {loader!r}")
-    module_name, function_name = loader.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise ConfigError(f"cannot import the loader module {module_name!r}: {error}") from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise ConfigError(f"{module_name!r} has no function {function_name!r} (loader {loader!r})")
-    return function
+    """The function that turns a checkpoint path into a decoder: one of eccflow's own (:data:`LOADERS`), never
+    an import string taken from the store (whoever can register a model would run code on every reader)."""
+    if loader not in LOADERS:
+        raise ConfigError(f"loader {loader!r} is not one of eccflow's own {sorted(LOADERS)}; a registered model "
+                          "may not name other code")
+    from eccflow.lit.checkpoint import load_decoder
+
+    return load_decoder
 
 
 def _load_decoder(loader: str, checkpoint: Path) -> nn.Module:
@@ -381,6 +379,28 @@ class CheckpointDecoderModel(mlflow.pyfunc.PythonModel):
         if not isinstance(bits, torch.Tensor):
             raise ConfigError(f"the decoder returned {type(output).__name__}: expected LLRs or an object with .bits")
         return bits.to(torch.uint8).cpu().numpy()
+
+
+PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
+
+
+def load_checkpoint_length(checkpoint: Path) -> int | None:
+    """Code length n of a decoder checkpoint (for the signature), or ``None`` when it does not say."""
+    from eccflow.codes import get_code
+    from eccflow.errors import EccflowError
+    from eccflow.lit.base import read_checkpoint
+
+    try:
+        return get_code(read_checkpoint(checkpoint)["hyper_parameters"]["code"]).n
+    except (EccflowError, KeyError, TypeError):
+        return None
+
+
+def decoder_signature(n: int | None) -> ModelSignature:
+    """Channel LLRs (B, n) float32 in (positive means bit 0), hard decisions (B, n) uint8 out."""
+    width = -1 if n is None else n
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, width))]),
+                          outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, width))]))
 
 
 def _pip_requirements() -> list[str]:
@@ -457,9 +477,10 @@ def register_checkpoint(
     mlflow.log_metrics(checked)
     info = mlflow.pyfunc.log_model(
         name="decoder",
-        python_model=CheckpointDecoderModel(),
+        python_model=str(PYFUNC_CODE),  # models-from-code: loading runs our file, nothing is unpickled
         artifacts={_CHECKPOINT_ARTIFACT: str(checkpoint)},
         model_config={"loader": loader},
+        signature=decoder_signature(load_checkpoint_length(checkpoint)),
         pip_requirements=_pip_requirements(),
     )
     version = mlflow.register_model(
