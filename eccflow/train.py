@@ -6,6 +6,7 @@ import json
 import math
 import shutil
 import statistics
+import sys
 import time
 import warnings
 from datetime import timedelta
@@ -153,6 +154,25 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
     return family.lightning(net, dec, code.name, st, common)
 
 
+class EpochLines(L.Callback):
+    """One short line per epoch on stderr (for logs, where progress bars would print every redraw)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage, self.started = stage, time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        shown = {k: float(v) for k, v in trainer.callback_metrics.items()
+                 if k in ("train/loss_epoch", "val/nve", "val/nve_heldout")}
+        values = ", ".join(f"{k} {v:.4g}" for k, v in shown.items())
+        print(f"[{self.stage}] epoch {trainer.current_epoch + 1}/{trainer.max_epochs}, step {trainer.global_step}: "
+              f"{values} ({time.perf_counter() - self.started:.1f} s)", file=sys.stderr, flush=True)
+
+
 class LastCheckpoint(Callback):
     """Writes ``last.ckpt`` (weights, optimiser, step, loop state) after every validation and at the end of
     training, whatever the monitored metric did, so a killed run resumes from its last validation rather than
@@ -276,13 +296,16 @@ def fit(
     ckpt_dir = Path(out_dir) / "checkpoints"
     checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=st["monitor"], mode=st["monitor_mode"])
     interval = tr.get("val_check_interval")  # every K steps across epochs, or once per epoch (None)
+    bars = progress and sys.stderr.isatty()  # a log (not a terminal) gets one line per epoch instead of redraws
+    lines = [EpochLines(stage)] if progress and not bars else []
     trainer = L.Trainer(
         val_check_interval=interval, check_val_every_n_epoch=None if interval else 1,
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
         max_epochs=epochs, max_steps=int(plan["steps"]) if plan else -1,
         max_time=timedelta(seconds=plan["remaining_s"]) if plan else None, gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
-        logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir), *callbacks], default_root_dir=str(out_dir),
-        reload_dataloaders_every_n_epochs=1, enable_progress_bar=progress, enable_model_summary=False,
+        logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir), *callbacks, *lines],
+        default_root_dir=str(out_dir), reload_dataloaders_every_n_epochs=1, enable_progress_bar=bars,
+        enable_model_summary=False,
         log_every_n_steps=10, num_sanity_val_steps=0,  # validation is tested; a pre-training pass would only cost time
     )
     resume = _resume_checkpoint(ckpt_dir)

@@ -80,3 +80,6 @@ def test_two_identical_pipelines_build_each_entry_once(isolated_mlflow):
     built = sum(log.count("[train] running in") for log in logs)
     reused = sum(log.count("[train] cached") for log in logs)
     assert (built, reused) == (1, 1), logs
+    for log in logs:  # not a terminal: one line per epoch, no progress-bar redraws
+        assert "\r" not in log
+    assert any("[train] epoch 1/1, step 2" in log for log in logs)

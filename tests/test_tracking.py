@@ -260,6 +260,17 @@ def test_registry_aliases_and_round_trip(tmp_path: Path) -> None:
         load_registered_decoder("NBP", "POLAR_n64_k48")
 
 
+def test_experiments_open_on_their_training_runs_in_the_ui() -> None:
+    from eccflow.track.mlflow_tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG
+
+    client = MlflowClient()
+    fresh = client.get_experiment(get_or_create_experiment("kind-fresh"))
+    assert fresh.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND == "custom_model_development"
+    older = client.create_experiment("kind-older")  # made before eccflow tagged its experiments
+    get_or_create_experiment("kind-older")
+    assert client.get_experiment(older).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+
+
 def test_a_registered_model_may_only_name_eccflows_own_loaders(tmp_path: Path) -> None:
     """Whoever can register a model must not run code on every reader: a stored loader string outside the
     allow-list is refused, and the model is logged as code, not as a pickle."""

@@ -130,3 +130,11 @@ def test_runs_of_a_killed_process_are_ended_killed_by_the_next_pipeline_or_docto
     runs = client.search_runs([experiment])
     assert {r.info.status for r in runs} == {"KILLED"} and all("found by eccflow doctor" in r.data.tags[STALE_TAG] for r in runs)
     assert main(["doctor"]) == 0 and "0 run(s)" in capsys.readouterr().out  # a live or finished run is left alone
+
+
+def test_eval_into_a_log_prints_one_line_per_point(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "eccflow.cli", "eval", "--code", "BCH_n15_k7", "--decoder", "bp:5",
+                           "--ebn0", "4", "5", "--max-frames", "2000", "--json", str(tmp_path / "r.json")],
+                          cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "\r" not in done.stderr
+    assert [line.split(":")[0] for line in done.stderr.splitlines() if " dB: " in line] == ["BCH_n15_k7 4 dB", "BCH_n15_k7 5 dB"]

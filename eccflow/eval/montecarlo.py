@@ -13,6 +13,7 @@ Wilson, and for decoder against baseline the paired intervals of the -ln(BER) an
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -275,7 +276,8 @@ def evaluate_paired(
         generator = torch.Generator(device=device).manual_seed(seed * 1_000_003 + index)
         counts = PairedCounts(K, device)
         seconds = [0.0] * K
-        bar = tqdm(total=stop.max_frames, desc=f"{code.name} {ebn0:g} dB", unit="fr", disable=not progress, leave=False)
+        bar = tqdm(total=stop.max_frames, desc=f"{code.name} {ebn0:g} dB", unit="fr", leave=False,
+                   disable=not (progress and sys.stderr.isatty()))  # a log gets one line per point instead
         while not stop.done(counts.frames, counts.fewest_frame_errors()):
             batch = min(batch_size, stop.max_frames - counts.frames)
             bits = draw_words(code, batch, codewords.value, generator, G)
@@ -295,6 +297,9 @@ def evaluate_paired(
                                                   int(counts.gram_e[k, k]), int(counts.failures[k]), seconds[k],
                                                   stop.name))
         paired += counts.differences(ebn0, names, pairs, code.n)
+        if progress and not sys.stderr.isatty():
+            print(f"{code.name} {ebn0:g} dB: {counts.frames} frames, fewest frame errors {counts.fewest_frame_errors()}, "
+                  f"{sum(seconds):.1f} s decoding", file=sys.stderr, flush=True)
     return Evaluation(code=code.name, seed=seed, codewords=codewords.value, stop_rule=stop.name, curves=curves,
                       paired=paired)
 

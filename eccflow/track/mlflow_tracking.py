@@ -49,6 +49,8 @@ beyond any Monte-Carlo run; ``ber_<x>dB`` = 0 tells a capped value from a measur
 
 CANDIDATE_ALIAS = "candidate"
 CHAMPION_ALIAS = "champion"
+# The MLflow 3 UI opens an experiment on its GenAI overview unless it is marked as model training.
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 STANDARD_TAG_KEYS = ("code", "family", "stage", "profile", "git_commit")
 
 # MLflow 3.17 limits: parameter value length, key length, params per batch call.
@@ -117,13 +119,15 @@ def get_or_create_experiment(name: str) -> str:
     if experiment is not None:
         if experiment.lifecycle_stage == "deleted":
             client.restore_experiment(experiment.experiment_id)
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return experiment.experiment_id
     database = _sqlite_path(mlflow.get_tracking_uri())
     location = None
     if database is not None:
         location = (database.parent / "artifacts" / re.sub(r"[^\w.-]+", "_", name)).as_uri()
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     except MlflowException as error:  # another process created it in between
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
