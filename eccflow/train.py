@@ -44,6 +44,9 @@ def compile_backend(value: Any) -> str | None:
                       f"({', '.join(torch._dynamo.list_backends())}), got {value!r}")
 
 
+PRECISIONS = ("32-true", "32", "bf16-mixed", "bf16-true", "16-mixed", "16-true", "64-true", "64")
+
+
 def check_trainer(config: dict[str, Any]) -> None:
     """ConfigError, before any work, on trainer options this machine cannot run: ``trainer.compile`` without
     the compiler inductor needs, bf16 precision on a CPU without bf16 instructions, a CUDA accelerator
@@ -53,6 +56,12 @@ def check_trainer(config: dict[str, Any]) -> None:
     cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(f"trainer.accelerator={accelerator} but no CUDA GPU is visible; use trainer.accelerator=cpu")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"trainer.precision={precision} is not one of {list(PRECISIONS)}")
+    if precision.startswith("16"):
+        raise ConfigError(f"trainer.precision={precision}: float16 needs loss scaling, which the fused Adam with "
+                          "gradient clipping eccflow trains with does not take; use bf16-mixed (CUDA, or a CPU with "
+                          "bf16 instructions) or 32-true")
     if precision.startswith("bf16") and not cuda and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         raise ConfigError(f"trainer.precision={precision}: this CPU has no bf16 instructions "
                           f"({torch.backends.cpu.get_cpu_capability()}); use 32-true on the CPU, bf16 on a CUDA GPU")

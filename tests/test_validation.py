@@ -138,3 +138,17 @@ def test_eval_into_a_log_prints_one_line_per_point(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, check=True)
     assert "\r" not in done.stderr
     assert [line.split(":")[0] for line in done.stderr.splitlines() if " dB: " in line] == ["BCH_n15_k7 4 dB", "BCH_n15_k7 5 dB"]
+
+
+@pytest.mark.parametrize("override, message", [("trainer.precision=16-mixed", "float16 needs loss scaling"),
+                                               ("trainer.precision=half", "is not one of"),
+                                               ("trainer.accelerator=gpu", "no CUDA GPU is visible")])
+def test_trainer_settings_this_machine_cannot_run_are_errors_before_training(override, message):
+    import torch
+
+    from eccflow.train import check_trainer
+
+    if override.endswith("gpu") and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ConfigError, match=message):
+        check_trainer(compose("BCH_n15_k7", "neural_bp", "quick", [override]))
