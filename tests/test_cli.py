@@ -62,9 +62,9 @@ def test_eval_errors_are_one_line(capsys):
     err = capsys.readouterr().err
     assert err.startswith("eccflow: error: unknown code") and "bch_n63_k45" in err
     assert main(["eval", "--code", "BCH_n31_k16", "--decoder", "bp", "--ebn0", "--quiet"]) == 2
-    assert "Eb/N0 list is empty" in capsys.readouterr().err
+    assert "--ebn0 is an empty list" in capsys.readouterr().err
     assert main(["eval", "--code", "BCH_n31_k16", "--decoder", "bp", "--ebn0", "4", "--batch-size", "-3", "--quiet"]) == 2
-    assert "batch_size" in capsys.readouterr().err
+    assert "--batch-size must be a positive integer" in capsys.readouterr().err
 
 
 def test_eval_a_checkpoint_beside_baselines(tmp_path):

@@ -64,7 +64,7 @@ def test_the_recipe_scales_the_learning_rate_with_the_batch(batch: int, power: f
     (["stages.train.lr=null", "stages.train.recipe={lr: 0.001, batch: 128}"], "recipe must map lr, batch, max_batch and power"),
     (["stages.train.lr=null", "stages.train.recipe={lr: -1, batch: 128, max_batch: 8192, power: 0.5}"], "recipe needs lr > 0"),
     (["stages.train.warmup=1.0"], r"stages.train.warmup must be a fraction of the steps in \[0, 1\)"),
-    (["stages.train.warmup=true"], r"stages.train.warmup must be a fraction"),
+    (["stages.train.warmup=true"], r"stages.train.warmup must be a number"),
 ])
 def test_a_batch_or_learning_rate_outside_the_recipe_is_a_clear_error(overrides: list[str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

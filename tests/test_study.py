@@ -266,27 +266,22 @@ def test_a_killed_workers_trial_is_failed_retried_and_its_run_closed(tmp_path: P
 
     uri, storage = f"sqlite:///{tmp_path}/mlflow.db", f"sqlite:///{tmp_path}/optuna.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    slow = [*TINY, "trainer.max_epochs=30", "stages.train.study.heartbeat_s=1", "stages.train.study.pruner=none",
+    slow = [*TINY, "trainer.max_epochs=500", "stages.train.study.heartbeat_s=1", "stages.train.study.pruner=none",
             "stages.train.study.sampler_seed=0"]
     command = [sys.executable, "-m", "eccflow.cli", "study", "--code", CODE, "--trials", "1", "--storage", storage,
                "--study-name", "dead-worker", *(a for o in slow for a in ("--override", o))]
-    worker = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    studies = tmp_path / "studies"
+    worker = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1", "ECCFLOW_STUDY_DIR": str(studies)},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            trials = optuna.load_study(study_name="dead-worker", storage=storage).get_trials(deepcopy=False)
-        except KeyError:
-            trials = []
-        if any(t.state == optuna.trial.TrialState.RUNNING for t in trials):
-            break
-        time.sleep(1)
-    time.sleep(3)  # inside the trial's training
-    worker.send_signal(signal.SIGKILL)
+    while time.time() < deadline and worker.poll() is None and not list(studies.glob("*/trials/0000/**/last.ckpt")):
+        time.sleep(0.2)
+    assert worker.poll() is None, "the worker finished (or failed) before it could be killed mid-trial"
+    worker.send_signal(signal.SIGKILL)  # mid-training: its trial has written a checkpoint and has epochs to go
     worker.wait(timeout=30)
     time.sleep(3)  # longer than the grace period (2 heartbeats)
     summary = run_study(CODE, trials=1, overrides=[*TINY, "stages.train.study.heartbeat_s=1"], storage=storage,
-                        study_name="dead-worker", study_dir=tmp_path / "studies", log=lambda _: None)
+                        study_name="dead-worker", study_dir=studies, log=lambda _: None)
     states = [t.state for t in optuna.load_study(study_name="dead-worker", storage=storage).get_trials()]
     assert states.count(optuna.trial.TrialState.FAIL) == 1 and optuna.trial.TrialState.RUNNING not in states
     assert states.count(optuna.trial.TrialState.COMPLETE) >= 1  # the retry (and this worker's own trial)
