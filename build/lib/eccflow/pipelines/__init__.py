@@ -1,4 +1,0 @@
-"""Pipelines: stage functions composed into a cached, resumable DAG, tracked in MLflow."""
-from eccflow.pipelines.runner import STAGES, StageContext, StageResult, run_pipeline, stage
-
-__all__ = ["STAGES", "StageContext", "StageResult", "run_pipeline", "stage"]
