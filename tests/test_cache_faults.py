@@ -38,18 +38,20 @@ def _damage_deleted_model(entry: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("damage, why", [(_damage_truncated_model, "does not match its recorded SHA-256"),
-                                         (_damage_truncated_marker, "DONE.json is unreadable"),
-                                         (_damage_deleted_model, "is missing")])
-def test_a_damaged_entry_is_moved_aside_and_rebuilt(damage, why, isolated_mlflow, tmp_path):
+def test_a_damaged_entry_is_moved_aside_and_rebuilt(isolated_mlflow, tmp_path):
+    """Three damages in turn on one store; after each the stage is rebuilt, not a repeated error."""
     cache = Path(os.environ["ECCFLOW_CACHE_DIR"])
     run_pipeline(CODE, "neural_bp", overrides=TINY, log=lambda _: None)
-    damage(_train_entry(cache))
-    lines: list[str] = []
-    again = run_pipeline(CODE, "neural_bp", overrides=TINY, log=lines.append)
-    assert again["stages"]["train"]["cached"] is False  # rebuilt, not a repeated error
-    (aside,) = cache.glob("train-*.damaged-*")
-    assert why in (aside / "DAMAGED.txt").read_text() and any("moved to" in line for line in lines)
+    damages = [(_damage_truncated_model, "does not match its recorded SHA-256"),
+               (_damage_truncated_marker, "DONE.json is unreadable"), (_damage_deleted_model, "is missing")]
+    for number, (damage, why) in enumerate(damages, start=1):
+        damage(_train_entry(cache))
+        lines: list[str] = []
+        again = run_pipeline(CODE, "neural_bp", overrides=TINY, log=lines.append)
+        assert again["stages"]["train"]["cached"] is False, why
+        asides = sorted(cache.glob("train-*.damaged-*"), key=lambda p: p.stat().st_mtime)
+        assert len(asides) == number and why in (asides[-1] / "DAMAGED.txt").read_text()
+        assert any("moved to" in line for line in lines)
     third = run_pipeline(CODE, "neural_bp", overrides=TINY, log=lambda _: None)
     assert all(stage["cached"] for stage in third["stages"].values())
 

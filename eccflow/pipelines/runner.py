@@ -151,7 +151,8 @@ def verified_entry(out_dir: Path, log: Callable[[str], None]) -> dict[str, Any] 
 
 
 def _set_aside(out_dir: Path, why: str, log: Callable[[str], None]) -> None:
-    aside = out_dir.with_name(f"{out_dir.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+    stamp = f"{time.strftime('%Y%m%dT%H%M%S')}.{time.time_ns() // 1000 % 1_000_000:06d}"
+    aside = out_dir.with_name(f"{out_dir.name}.damaged-{stamp}")
     out_dir.rename(aside)
     (aside / "DAMAGED.txt").write_text(f"{why}; moved aside by eccflow at {time.strftime('%Y-%m-%dT%H:%M:%S')}; "
                                        "the stage was run again in the original folder\n")
