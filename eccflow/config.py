@@ -230,7 +230,8 @@ EBN0_DB_RANGE = (-30.0, 50.0)  # Eb/N0 eccflow accepts anywhere: beyond 50 dB no
 POSITIVE_INTEGERS = frozenset({  # counts that must be >= 1 wherever they appear (null: the documented default)
     "batch_size", "batches_per_epoch", "val_frames", "max_frames", "max_epochs", "devices", "num_nodes",
     "calibration_frames", "calibration_batch_size", "candidate_batch_size", "frames_per_snr",
-    "max_candidates_per_snr", "min_frame_errors", "passes", "samples", "iterations", "layers", "d_model", "heads"})
+    "max_candidates_per_snr", "min_frame_errors", "passes", "samples", "iterations", "layers", "d_model", "heads",
+    "checkpoint_every_n_steps"})
 
 
 def check_ebn0(key: str, value: Any) -> None:

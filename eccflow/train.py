@@ -183,13 +183,19 @@ class EpochLines(L.Callback):
 
 
 class LastCheckpoint(Callback):
-    """Writes ``last.ckpt`` (weights, optimiser, step, loop state) after every validation and at the end of
-    training, whatever the monitored metric did, so a killed run resumes from its last validation rather than
+    """Writes ``last.ckpt`` (weights, optimiser, step, loop state) after every validation, at the end of
+    training and optionally every N steps, whatever the monitored metric did, so a killed run resumes from its last validation rather than
     from its last improvement. The file is written beside and then renamed over, so a kill never truncates it.
     """
 
-    def __init__(self, ckpt_dir: Path) -> None:
-        self.path = Path(ckpt_dir) / "last.ckpt"
+    def __init__(self, ckpt_dir: Path, every_n_steps: int | None = None) -> None:
+        self.path, self.every_n_steps = Path(ckpt_dir) / "last.ckpt", every_n_steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        """Also every ``every_n_steps`` optimiser steps inside an epoch (``trainer.checkpoint_every_n_steps``):
+        a kill then loses at most that many steps."""
+        if self.every_n_steps and trainer.global_step % self.every_n_steps == 0:
+            self._save(trainer)
 
     def _save(self, trainer: L.Trainer) -> None:
         if trainer.sanity_checking:
@@ -312,7 +318,7 @@ def fit(
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
         max_epochs=epochs, max_steps=int(plan["steps"]) if plan else -1,
         max_time=timedelta(seconds=plan["remaining_s"]) if plan else None, gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
-        logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir), *callbacks, *lines],
+        logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir, tr.get("checkpoint_every_n_steps")), *callbacks, *lines],
         default_root_dir=str(out_dir), reload_dataloaders_every_n_epochs=1, enable_progress_bar=bars,
         enable_model_summary=False,
         log_every_n_steps=10, num_sanity_val_steps=0,  # validation is tested; a pre-training pass would only cost time

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 from functools import lru_cache
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import lightning as L
 import torch
@@ -120,11 +120,14 @@ class BatchNumbers(IterableDataset):
     Iterable, so Lightning does not shard it across DDP ranks: every rank steps through the whole epoch and
     draws its own samples (its rank is in the seed)."""
 
-    def __init__(self, tickets: Sequence[Any]) -> None:
-        self.tickets = list(tickets)
+    def __init__(self, tickets: Sequence[Any], done: Callable[[], int] = lambda: 0) -> None:
+        self.tickets, self.done = list(tickets), done
 
     def __iter__(self) -> Iterator[Any]:
-        return iter(self.tickets)
+        """The tickets after the first ``done()`` (trained before a mid-epoch checkpoint), asked when the first
+        ticket is taken: Lightning restores its loops after it has built the loader. The length stays the
+        epoch's, which is what Lightning's restored batch count runs up to."""
+        yield from self.tickets[self.done():]
 
     def __len__(self) -> int:
         return len(self.tickets)
@@ -148,6 +151,15 @@ class SampledDataModule(L.LightningDataModule):
     @property
     def epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def resumed_batches(self, batches_per_epoch: int) -> int:
+        """Batches of this epoch trained before the mid-epoch checkpoint this fit resumed from, else 0: the
+        epoch's tickets continue after them, so a resumed run sees the batches an uninterrupted one would."""
+        trainer = self.trainer
+        if trainer is None or not trainer.fit_loop.restarting:
+            return 0
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        return done if 0 < done < batches_per_epoch else 0
 
     def train_batches(self) -> Iterator[dict[str, Any]]:
         """This epoch's training batches as the training step receives them (drawn on ``self.device`` when
@@ -227,7 +239,8 @@ class AWGNDataModule(SampledDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.sampling is Sampling.DEVICE:  # batch numbers; on_after_batch_transfer draws the batches
-            return DataLoader(BatchNumbers(range(self.batches_per_epoch)), batch_size=None)
+            tickets = BatchNumbers(range(self.batches_per_epoch), lambda: self.resumed_batches(self.batches_per_epoch))
+            return DataLoader(tickets, batch_size=None)
         stream = AWGNStream(self.code, self.train_ebn0, self.batch_size, self.batches_per_epoch, self.codewords,
                             self.seed, self.epoch, self.rank, self.channel)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)

@@ -115,6 +115,7 @@ class MultiCodeDataModule(SampledDataModule):
         self.samplers = [DeviceSampler(c, self.train_ebn0, self.batch_size, codewords, self.seed, self.channel)
                          for c in self.codes]
         self._val: list[list[dict[str, Any]]] | None = None
+        self._schedule: tuple[int, list[int]] | None = None  # (epoch, code index per batch)
 
     @property
     def code_names(self) -> list[str]:
@@ -131,17 +132,25 @@ class MultiCodeDataModule(SampledDataModule):
         return [(c.name, e) for c in self.val_codes for e in self.val_ebn0_db]
 
     def train_dataloader(self) -> DataLoader:
-        if self.sampling is Sampling.DEVICE:  # (batch number, code index); on_after_batch_transfer draws the batch
-            schedule = code_schedule(self.probabilities, self.batches_per_epoch, self.seed, self.epoch)
-            return DataLoader(BatchNumbers(list(enumerate(schedule))), batch_size=None)
+        if self.sampling is Sampling.DEVICE:  # batch numbers; on_after_batch_transfer picks the code and draws
+            tickets = BatchNumbers(range(self.batches_per_epoch), lambda: self.resumed_batches(self.batches_per_epoch))
+            return DataLoader(tickets, batch_size=None)
         stream = MultiCodeStream(self.codes, self.probabilities, self.train_ebn0, self.batch_size, self.batches_per_epoch,
                                  self.codewords, self.seed, self.epoch, self.rank, self.channel)
         return DataLoader(stream, batch_size=None, num_workers=self.num_workers)
 
+    def schedule(self, epoch: int) -> list[int]:
+        """The epoch's code schedule (:func:`code_schedule`), computed once per epoch when its batches are
+        drawn, so a resumed fit uses the epoch it resumed in."""
+        if self._schedule is None or self._schedule[0] != epoch:
+            self._schedule = (epoch, code_schedule(self.probabilities, self.batches_per_epoch, self.seed, epoch))
+        return self._schedule[1]
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if isinstance(batch, dict):
             return batch
-        number, index = (int(v) for v in batch)
+        number = int(batch)
+        index = self.schedule(self.epoch)[number]
         drawn = self.samplers[index].draw(self.epoch, self.rank, number, self.device)
         return {**drawn, "code": self.codes[index].name, "code_index": index}
 
