@@ -152,3 +152,31 @@ def test_trainer_settings_this_machine_cannot_run_are_errors_before_training(ove
         pytest.skip("this machine has a GPU")
     with pytest.raises(ConfigError, match=message):
         check_trainer(compose("BCH_n15_k7", "neural_bp", "quick", [override]))
+
+
+def test_a_full_disk_is_one_line_and_leaves_the_store_consistent(isolated_mlflow, capsys, monkeypatch):
+    """The disk fills while a stage writes its cache marker: one line, exit 2, every run closed (FAILED), and
+    the next run (disk freed) builds the stage instead of trusting a half-made entry."""
+    import errno
+
+    import eccflow.pipelines.runner as runner
+
+    def full(path, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    tiny = ["trainer.max_epochs=1", "data.batches_per_epoch=2", "data.batch_size=32", "data.val_frames=200",
+            "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=400", "stages.evaluate.batch_size=400",
+            "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
+    arguments = ["pipeline", "--code", "BCH_n15_k7", *(a for o in tiny for a in ("--override", o))]
+    written = runner.atomic_write_text
+    monkeypatch.setattr(runner, "atomic_write_text", full)
+    assert main(arguments) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("eccflow: error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "Traceback" not in err
+    client = MlflowClient()
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert runs and all(r.info.status == "FAILED" for r in runs)
+    monkeypatch.setattr(runner, "atomic_write_text", written)  # the disk is freed
+    assert main(arguments) == 0
+    assert "train: ran" in capsys.readouterr().out
