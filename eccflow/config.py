@@ -200,7 +200,8 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     cfg["family"] = code_obj.family
     cfg["pipeline"] = pipeline = config_name(pipeline)
     cfg["profile"] = config_name(profile)
-    cfg["decoder"] = read_group("decoders", pipe.get("decoder", "neural_bp"))
+    decoder = read_group("decoders", pipe.get("decoder", "neural_bp"))
+    cfg["decoder"] = expand_size(decoder, decoder.get("family"), "decoder file")
     cfg["stages"] = {}
     for stage in pipe["stages"]:
         # "evaluate:zeroshot" reads evaluate.yaml; every stage may take its inputs from an earlier one (after:)
@@ -212,7 +213,7 @@ def compose(code: str, pipeline: str, profile: str = "quick", overrides: list[st
     per_pipeline = prof.pop("pipelines", {}) or {}
     _check_profile_names(config_name(profile), per_pipeline, prof.get("stages") or {})
     cfg["stages"] = merge_stage_settings(cfg["stages"], prof.pop("stages", {}) or {}, must_match=False)
-    cfg = deep_merge(cfg, prof, strict=True)
+    cfg = _apply(cfg, prof)
     cfg = _apply(cfg, per_pipeline.get(pipeline, {}))
     if overrides_file is not None:
         try:
@@ -300,9 +301,27 @@ def _check_branches(order: list[str], stages: dict[str, Any]) -> None:
                               f"(one of {order[:position]}), got {after!r}")
 
 
+def expand_size(decoder: dict[str, Any], family: str | None, where: str) -> dict[str, Any]:
+    """A decoder block's ``size: <name>`` replaced by that size's keys (``conf/sizes.yaml``), under the keys
+    written beside it."""
+    if "size" not in decoder:
+        return decoder
+    rest = {k: v for k, v in decoder.items() if k != "size"}
+    sizes = _read_yaml(CONF_DIR / "sizes.yaml")
+    name = decoder["size"]
+    if name not in sizes:
+        raise ConfigError(f"{where}: unknown decoder.size {name!r}; sizes: {sorted(sizes)}")
+    if family not in sizes[name]:
+        raise ConfigError(f"{where}: decoder.size applies to {sorted(sizes[name])}, not to the {family} decoder")
+    return {**sizes[name][family], **rest}
+
+
 def _apply(cfg: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """Strict merge of ``update`` into ``cfg``; its ``stages`` part by :func:`merge_stage_settings`."""
+    """Strict merge of ``update`` into ``cfg``; its ``stages`` part by :func:`merge_stage_settings`, a
+    ``decoder.size`` expanded in place (:func:`expand_size`)."""
     update = dict(update)
+    if isinstance(update.get("decoder"), dict):
+        update["decoder"] = expand_size(update["decoder"], cfg["decoder"].get("family"), "decoder.size")
     stages = update.pop("stages", None) or {}
     cfg = deep_merge(cfg, update, strict=True)
     cfg["stages"] = merge_stage_settings(cfg["stages"], stages, must_match=True)

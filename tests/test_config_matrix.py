@@ -57,3 +57,22 @@ def test_training_stages_take_their_optimiser_block_from_one_file():
     assert compose("BCH_n31_k16", "neural_bp", "quick", ["stages.train.warmup=0.1"])["stages"]["train"]["warmup"] == 0.1
     with pytest.raises(ConfigError, match="optim"):
         compose("BCH_n31_k16", "neural_bp", "quick", ["stages.train.optim=sgd"])
+
+
+def test_transformer_sizes_are_picked_by_name_from_one_file():
+    sizes = yaml.safe_load((CONF_DIR / "sizes.yaml").read_text())
+    for family in ("ecct", "aecct", "fecct"):
+        pipeline = "universal" if family == "fecct" else family
+        quick, paper = compose("BCH_n31_k16", pipeline, "quick"), compose("BCH_n31_k16", pipeline, "paper")
+        assert {k: quick["decoder"][k] for k in ("layers", "d_model")} == sizes["quick"][family]
+        assert {k: paper["decoder"][k] for k in ("layers", "d_model")} == sizes["paper"][family]
+        own = yaml.safe_load((CONF_DIR / "decoders" / f"{family}.yaml").read_text())
+        assert own["size"] == "quick" and not {"layers", "d_model"} & set(own)
+    picked = compose("BCH_n31_k16", "ecct", "quick", ["decoder.size=paper", "decoder.layers=10"])["decoder"]
+    assert (picked["layers"], picked["d_model"]) == (10, 128)  # a later key wins over the size
+    later = compose("BCH_n31_k16", "ecct", "quick", ["decoder.layers=10", "decoder.size=paper"])["decoder"]
+    assert later["layers"] == 6  # and a later size over an earlier key
+    with pytest.raises(ConfigError, match="unknown decoder.size 'huge'"):
+        compose("BCH_n31_k16", "ecct", "quick", ["decoder.size=huge"])
+    with pytest.raises(ConfigError, match="not to the neural_bp decoder"):
+        compose("BCH_n31_k16", "neural_bp", "quick", ["decoder.size=paper"])
