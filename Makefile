@@ -88,5 +88,6 @@ clean:
 .PHONY: ui
 ui: $(VENV)/.installed
 	mkdir -p mlruns
+	@echo "open http://127.0.0.1:5000/#/experiments?workflowType=machine_learning (the runs, not the GenAI overview)"
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 \
 		--backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --artifacts-destination $(CURDIR)/mlruns/artifacts

@@ -370,7 +370,8 @@ def test_server_round_trip(mlflow_server: MlflowServer, monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow
-def test_ui_compares_runs_in_headless_chromium(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ui_compares_runs_in_headless_chromium(mlflow_server: MlflowServer, monkeypatch: pytest.MonkeyPatch,
+                                              tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"no chromium binary at {CHROMIUM} (apt-get install -y chromium)")
     from playwright.sync_api import sync_playwright
@@ -395,7 +396,15 @@ def test_ui_compares_runs_in_headless_chromium(mlflow_server: MlflowServer, monk
             for value in values:
                 page.get_by_text(str(value), exact=True).first.wait_for(timeout=10_000)
             text = page.inner_text("body")
+            # the address make ui prints opens the experiment on its training runs, not on the GenAI overview
+            # (MLflow 3.17 follows its workflowType switch; experimentKind alone did not change the page)
+            page.goto(f"{mlflow_server.url}/#/experiments/{experiment_id}?workflowType=machine_learning")
+            for name in ("baseline", "contender"):
+                page.get_by_role("link", name=name).first.wait_for(timeout=30_000)
+            assert "/runs" in page.url and "overview" not in page.url, page.url
+            page.screenshot(path=str(tmp_path / "experiment.png"))
         finally:
             browser.close()
+    assert (tmp_path / "experiment.png").stat().st_size > 10_000
     # the "Metrics" table of the comparison: the metric name, then one value per run in URL order
     assert re.search(r"neg_ln_ber_4dB\s+7\.125\s+9\.375", text), text[-2000:]
