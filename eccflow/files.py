@@ -34,11 +34,11 @@ def check_writable(path: str | Path, what: str) -> Path:
     from eccflow.errors import ConfigError
 
     path = Path(path)
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path.with_name(f".{path.name}.probe")) as probe:
-            probe.write_text("")
-        path.with_name(f".{path.name}.probe").unlink()
+        probe.write_text("")
+        probe.unlink()
     except OSError as err:
         raise ConfigError(f"{what} {path}: cannot write there ({err.strerror or err})") from None
     return path

@@ -146,7 +146,8 @@ class EWGNNDecoder(nn.Module):
             raise ConfigError(f"ewgnn on {name}: the code has no parity checks (no Tanner-graph edges)")
         rule = check_rule(CheckUpdate.CLIPPED_TANH, graph, clip=self.clip.to(llr.dtype))
         return propagate(graph, llr.t().contiguous(), self.iterations, rule,
-                         edge_weight=lambda messages: self.edge_weight(messages, graph), return_all=return_all).output()
+                         edge_weight=lambda messages: self.edge_weight(messages, graph), return_all=return_all,
+                         keep_previous=True).output()
 
     def flops_per_frame(self) -> int:
         """Operations per frame of the default code, T iterations.

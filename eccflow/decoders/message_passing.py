@@ -193,7 +193,7 @@ class Messages:
     v2c: this iteration's variable-to-check messages; update: the check rule's output, before weights;
     c2v: the previous iteration's check messages (zeros at the start); posterior: the posterior entering
     this iteration (the channel LLRs at the start); previous_*: the same one iteration earlier (None at
-    the first iteration).
+    the first iteration, and unless :func:`propagate` was asked to ``keep_previous``).
     """
 
     iteration: int
@@ -229,7 +229,7 @@ Combine = Callable[[Messages, torch.Tensor], torch.Tensor]
 
 def propagate(graph: TannerGraph, llr: torch.Tensor, iterations: int, rule: CheckRule,
               edge_weight: EdgeWeight | None = None, combine: Combine | None = None,
-              early_stop: bool = False, return_all: bool = False) -> Propagation:
+              early_stop: bool = False, return_all: bool = False, keep_previous: bool = False) -> Propagation:
     """Flooding message passing: the only iteration loop over a Tanner graph in eccflow.
 
     Parameters:
@@ -243,13 +243,15 @@ def propagate(graph: TannerGraph, llr: torch.Tensor, iterations: int, rule: Chec
         early_stop: a word whose hard decisions satisfy every check keeps that posterior; decoded words
             leave the batch (the others are decoded on), and the loop ends when none is left.
         return_all: keep the posterior of every iteration (decoded words repeat theirs).
+        keep_previous: give the hooks the previous iteration's messages and posterior (``Messages.previous_*``,
+            for residual features); otherwise they are ``None`` and never kept or compacted.
 
     Output: :class:`Propagation` with the posteriors (n, B), their history and the iterations per word.
     """
     batch = llr.shape[1]
     c2v = llr.new_zeros(graph.num_edges, batch)
     posterior = llr
-    previous = Messages(-1, None, None, c2v, None)  # type: ignore[arg-type]
+    previous: tuple[torch.Tensor | None, ...] = (None, None, None)  # v2c, update, posterior one iteration back
     used = torch.full((batch,), iterations, dtype=torch.long, device=llr.device)
     words = torch.arange(batch, device=llr.device)  # columns still decoded
     final = llr  # (n, B) posteriors of every word, decoded words written as they finish
@@ -257,14 +259,16 @@ def propagate(graph: TannerGraph, llr: torch.Tensor, iterations: int, rule: Chec
     for it in range(iterations):
         v2c = posterior.index_select(0, graph.edge_var) - c2v
         update = rule(v2c)
-        messages = Messages(it, v2c, update, c2v, posterior, previous.v2c, previous.update, previous.posterior)
+        messages = Messages(it, v2c, update, c2v, posterior, *previous)
         weighted = update
         if edge_weight is not None:
             weight = edge_weight(messages)
             if isinstance(weight, torch.Tensor) or weight != 1.0:
                 weighted = update * weight
         c2v = weighted if combine is None else combine(messages, weighted)
-        previous, posterior = messages, llr + graph.variable_sum(c2v)
+        if keep_previous:
+            previous = (v2c, update, posterior)
+        posterior = llr + graph.variable_sum(c2v)
         if early_stop:
             satisfied = ~graph.syndrome(hard_decision(posterior)).any(dim=0)
             if bool(satisfied.any()):
@@ -274,8 +278,7 @@ def propagate(graph: TannerGraph, llr: torch.Tensor, iterations: int, rule: Chec
                 keep = torch.nonzero(~satisfied).flatten()
                 words = words[keep]
                 llr, posterior, c2v = (t.index_select(1, keep) for t in (llr, posterior, c2v))
-                previous = Messages(it, *(None if t is None else t.index_select(1, keep) for t in (
-                    previous.v2c, previous.update, previous.c2v, previous.posterior)))
+                previous = tuple(None if t is None else t.index_select(1, keep) for t in previous)
         if return_all:
             history.append(final.index_copy(1, words, posterior) if early_stop else posterior)
         if early_stop and words.numel() == 0:

@@ -118,11 +118,14 @@ def _output_files(outputs: dict[str, Any]) -> dict[str, Path]:
     return {k: Path(v) for k, v in outputs.items() if isinstance(v, str) and Path(v).is_absolute()}
 
 
-def _write_done(path: Path, result: StageResult, key: str, run_id: str, out_dir: Path) -> None:
+DONE = "DONE.json"  # a cache entry's marker: written last, so an entry without it is unfinished
+
+
+def _write_done(out_dir: Path, result: StageResult, key: str, run_id: str) -> None:
     """The entry's marker: outputs, metrics and the SHA-256 of every output file inside the entry's folder."""
     checksums = {k: file_sha256(f) for k, f in _output_files(result.outputs).items()
                  if f.is_file() and f.resolve().is_relative_to(out_dir.resolve())}
-    atomic_write_text(path, json.dumps({"key": key, "run_id": run_id, "outputs": result.outputs, "metrics": result.metrics,
+    atomic_write_text(out_dir / DONE, json.dumps({"key": key, "run_id": run_id, "outputs": result.outputs, "metrics": result.metrics,
                                         "state": result.state, "checksums": checksums,
                                         "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}, indent=2))
 
@@ -133,7 +136,7 @@ def verified_entry(out_dir: Path, log: Callable[[str], None]) -> dict[str, Any] 
     Whole: ``DONE.json`` parses, every output file exists (state a stage keeps outside its folder, such as the
     SAP library, included) and the files inside the folder match their recorded SHA-256. A damaged entry is moved
     aside (``<folder>.damaged-<time>``, with ``DAMAGED.txt`` saying why) so the stage rebuilds it."""
-    done_file = out_dir / "DONE.json"
+    done_file = out_dir / DONE
     if not done_file.is_file():
         return None
     try:
@@ -231,7 +234,6 @@ def run_pipeline(
             key = stage_key(name, config, inputs)
             out_dir = cache / f"{name.replace(':', '_')}-{key}"
             out_dir.mkdir(parents=True, exist_ok=True)
-            done_file = out_dir / "DONE.json"
             stage_tags = {**tags, "stage": name, "cache_key": key}
             with entry_lock(out_dir, log), stage_run(name, tags=stage_tags) as run:
                 done = verified_entry(out_dir, log) if config["cache"]["enabled"] else None
@@ -249,7 +251,7 @@ def run_pipeline(
                     log(f"[{name}] running in {out_dir}")
                     context = StageContext(name, config, code_obj, dict(inputs), out_dir, run.info.run_id, uri, log)
                     result = STAGES[stage_function(name)](context)
-                    _write_done(done_file, result, key, run.info.run_id, out_dir)
+                    _write_done(out_dir, result, key, run.info.run_id)
                     cached = False
             inputs.update(result.outputs)
             after_stage[name] = dict(inputs)
