@@ -34,8 +34,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# One worker per core, one torch thread each (OMP_NUM_THREADS reaches the tests' subprocesses too).
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist worksteal
 
 # DECODER may list several specs (DECODER="bp:5 bp:50 osd:2"): decoded on the same words, paired differences.
 eval: $(VENV)/.installed

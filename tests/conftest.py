@@ -29,6 +29,19 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         yield server
 
 
+TINY_RUN = ["trainer.max_epochs=1", "data.batches_per_epoch=2", "data.batch_size=32", "data.val_frames=200",
+            "data.val_ebn0_db=[5.0]"]
+TINY_EVALUATE = ["stages.evaluate.max_frames=400", "stages.evaluate.batch_size=400", "stages.evaluate.ebn0_db=[5.0]",
+                 "tracking.champion_metric=neg_ln_ber_5dB"]
+
+
+def shrunk(*overrides: str, evaluate: bool = True) -> list[str]:
+    """The one override set that shrinks any pipeline to seconds (pipeline mechanics, never decoder quality),
+    followed by a test's own ``overrides``, which win where they set the same key. ``evaluate=False`` for
+    pipelines without an ``evaluate`` stage (naming a stage a pipeline lacks is an error)."""
+    return [*TINY_RUN, *(TINY_EVALUATE if evaluate else []), *overrides]
+
+
 TINY_BACKBONE = ["decoder.layers=1", "decoder.d_model=32"]  # the architecture of the tiny_backbone fixture
 
 

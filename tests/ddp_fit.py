@@ -19,12 +19,11 @@ from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
 from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.train import fit
+from conftest import shrunk
 
 CODE = "BCH_n31_k16"
-OVERRIDES = [
-    "trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
-    "trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu", "data.codewords=random",
-]
+OVERRIDES = shrunk("data.batches_per_epoch=3", "trainer.strategy=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+                   "data.codewords=random")
 
 
 class RecordBatches(L.Callback):

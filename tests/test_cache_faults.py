@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from eccflow.pipelines import run_pipeline
+from conftest import TINY_BACKBONE, shrunk
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = "BCH_n15_k7"
-TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=2", "data.batch_size=32", "data.val_frames=200",
-        "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=400", "stages.evaluate.batch_size=400",
-        "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
+TINY = shrunk()
 
 
 def _train_entry(cache: Path) -> Path:
@@ -58,8 +57,6 @@ def test_a_damaged_entry_is_moved_aside_and_rebuilt(isolated_mlflow, tmp_path):
 
 @pytest.mark.slow
 def test_a_deleted_sap_library_is_rebuilt(isolated_mlflow, tiny_backbone, tmp_path):
-    from conftest import TINY_BACKBONE
-
     library = tmp_path / "sap"
     overrides = [*TINY_BACKBONE, f"stages.pretrained.weights={tiny_backbone}", f"stages.sap.library_dir={library}",
                  "stages.sap.calibration_frames=64", "stages.sap.calibration_ebn0_db=[5.0]", "data.val_frames=200"]

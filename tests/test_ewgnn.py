@@ -15,6 +15,7 @@ from eccflow.lit.families import build_network
 from eccflow.decoders.message_passing import BeliefPropagationDecoder, TannerGraph
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, save_decoder
+from conftest import shrunk
 
 
 def tiny_code() -> Code:
@@ -179,9 +180,7 @@ def test_flops_grow_with_the_code_parameters_do_not():
 
 # ---- pipeline (isolated MLflow store and stage cache) ----
 
-TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
-        "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=400", "stages.evaluate.batch_size=400",
-        "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
+TINY = shrunk("data.batches_per_epoch=3")
 
 
 def test_evaluate_code_option_picks_the_code_and_rejects_unknown_ones(tmp_path: Path):

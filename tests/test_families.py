@@ -13,6 +13,7 @@ from eccflow.errors import ConfigError
 from eccflow.lit.base import DecoderLitModule
 from eccflow.lit.families import FAMILIES, Family, build_network, get_family, register_family
 from eccflow.pipelines import run_pipeline
+from conftest import shrunk
 
 
 # --- the whole toy family --------------------------------------------------------------------------------------
@@ -48,9 +49,8 @@ def toy_family():
 
 @pytest.mark.usefixtures("isolated_mlflow")
 def test_a_family_registered_in_one_place_trains_and_evaluates(toy_family):
-    overrides = ["decoder.family=toy", "trainer.max_epochs=1", "data.batches_per_epoch=1", "data.val_frames=200",
-                 "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=500", "stages.evaluate.batch_size=500",
-                 "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
+    overrides = shrunk("decoder.family=toy", "data.batches_per_epoch=1", "stages.evaluate.max_frames=500",
+                       "stages.evaluate.batch_size=500")
     summary = run_pipeline("BCH_n15_k7", "neural_bp", overrides=overrides, log=lambda _: None)
     assert summary["stages"]["train"]["metrics"]["decoder_params"] == 15
     evaluate = summary["stages"]["evaluate"]

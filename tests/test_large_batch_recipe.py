@@ -12,11 +12,12 @@ from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.train import fit, optimizer_settings
+from conftest import shrunk
 
 CODE = "BCH_n15_k7"
-TINY = ["trainer.max_epochs=2", "data.batches_per_epoch=6", "data.batch_size=32", "data.val_frames=100",
-        "data.val_ebn0_db=[4.0]", "decoder.layers=1", "decoder.d_model=16", "decoder.heads=4",
-        "stages.train.lr=0.004", "stages.train.lr_min=0.0001"]
+TINY = shrunk("trainer.max_epochs=2", "data.batches_per_epoch=6", "data.val_frames=100", "data.val_ebn0_db=[4.0]",
+              "decoder.layers=1", "decoder.d_model=16", "decoder.heads=4", "stages.train.lr=0.004",
+              "stages.train.lr_min=0.0001")
 RECIPE = "stages.train.recipe={lr: 0.001, batch: 128, max_batch: 8192, power: 0.5}"
 
 

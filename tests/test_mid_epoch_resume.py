@@ -13,11 +13,11 @@ from eccflow.codes import get_code
 from eccflow.config import compose
 from eccflow.lit import read_checkpoint
 from eccflow.train import fit
+from conftest import shrunk
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = "BCH_n15_k7"
-OVERRIDES = ["trainer.max_epochs=2", "data.batches_per_epoch=10", "data.batch_size=32", "data.val_frames=200",
-             "data.val_ebn0_db=[5.0]", "trainer.checkpoint_every_n_steps=3"]
+OVERRIDES = shrunk("trainer.max_epochs=2", "data.batches_per_epoch=10", "trainer.checkpoint_every_n_steps=3")
 KILLER = f"""
 import os, signal, sys
 from pathlib import Path

@@ -9,13 +9,14 @@ import pytest
 from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
+from conftest import shrunk
 
 CODE = "scldpc_dv3_dc6_w3_L6_M10"
-TINY = ["trainer.max_epochs=2", "data.val_frames=400", "data.train_ebn0_db=[2.0,3.0]", "decoder.window=3",
-        "decoder.iterations=3", "stages.nwd.frames_per_snr=64", "stages.nwd.max_candidates_per_snr=4000",
-        "stages.nwd:all.frames_per_snr=64", "stages.nwd:damped.frames_per_snr=64", "stages.schedule.max_frames=400",
-        "stages.boosting.max_frames=2000", "stages.boosting.samples=200", "stages.ep_train.max_epochs=2",
-        "stages.evaluate_chain.max_frames=400", "stages.evaluate_chain.ebn0_db=[3.0,4.0]"]
+TINY = shrunk("trainer.max_epochs=2", "data.val_frames=400", "data.train_ebn0_db=[2.0,3.0]", "decoder.window=3",
+              "decoder.iterations=3", "stages.nwd.frames_per_snr=64", "stages.nwd.max_candidates_per_snr=4000",
+              "stages.nwd:all.frames_per_snr=64", "stages.nwd:damped.frames_per_snr=64", "stages.schedule.max_frames=400",
+              "stages.boosting.max_frames=2000", "stages.boosting.samples=200", "stages.ep_train.max_epochs=2",
+              "stages.evaluate_chain.max_frames=400", "stages.evaluate_chain.ebn0_db=[3.0,4.0]", evaluate=False)
 
 
 pytestmark = pytest.mark.usefixtures("isolated_mlflow")  # tests/conftest.py

@@ -19,13 +19,11 @@ from eccflow.pipelines import run_pipeline
 from eccflow.pipelines.stages.evaluate import LOADER
 from eccflow.train import _resume_checkpoint
 from eccflow.track import configure_mlflow, load_registered_decoder, point_metrics
+from conftest import shrunk
 
 CODE = "BCH_n31_k16"
-TINY = [
-    "trainer.max_epochs=2", "data.batches_per_epoch=4", "data.batch_size=64", "data.val_frames=300",
-    "stages.evaluate.max_frames=3000", "stages.evaluate.batch_size=1500", "stages.evaluate.ebn0_db=[4.0, 5.0]",
-    "tracking.champion_metric=neg_ln_ber_5dB",
-]
+TINY = shrunk("trainer.max_epochs=2", "data.batches_per_epoch=4", "data.batch_size=64", "data.val_frames=300",
+              "stages.evaluate.max_frames=3000", "stages.evaluate.batch_size=1500", "stages.evaluate.ebn0_db=[4.0, 5.0]")
 
 
 @pytest.fixture(scope="module")
@@ -138,8 +136,8 @@ def test_half_written_checkpoint_is_set_aside(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_resume_after_kill(store: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
-    overrides = ["trainer.max_epochs=10", "data.batches_per_epoch=6", "data.batch_size=64", "data.val_frames=300",
-                 "stages.evaluate.max_frames=1500", "stages.evaluate.batch_size=1500", "tracking.register=false"]
+    overrides = shrunk("trainer.max_epochs=10", "data.batches_per_epoch=6", "data.batch_size=64", "data.val_frames=300",
+                       "stages.evaluate.max_frames=1500", "stages.evaluate.batch_size=1500", "tracking.register=false")
     env = {**os.environ, "ECCFLOW_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "eccflow.cli", "pipeline", "--code", CODE]
     for o in overrides:

@@ -14,6 +14,7 @@ from eccflow.eval import evaluate, evaluate_paired, stop_rule
 from eccflow.eval.baselines import parse_baseline
 from eccflow.eval.published import load_published, published_comparison, published_for, published_method
 from eccflow.track.paper_report import Entry, build_report, markdown_report, snr_at_fer, write_report
+from conftest import shrunk
 
 
 def test_shipped_published_values():
@@ -137,9 +138,9 @@ def test_report_command_on_a_store(isolated_mlflow, tmp_path, capsys):
 
     assert main(["report", "--out", str(tmp_path / "r")]) == 2  # empty store
     assert "run a pipeline first" in capsys.readouterr().err
-    tiny = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=64", "data.val_frames=200",
-            "stages.evaluate.max_frames=2000", "stages.evaluate.batch_size=1000", "stages.evaluate.ebn0_db=[3.0, 4.0]",
-            "tracking.champion_metric=neg_ln_ber_4dB"]
+    tiny = shrunk("data.batches_per_epoch=3", "data.batch_size=64", "stages.evaluate.max_frames=2000",
+                  "stages.evaluate.batch_size=1000", "stages.evaluate.ebn0_db=[3.0, 4.0]",
+                  "tracking.champion_metric=neg_ln_ber_4dB")
     summary = run_pipeline("BCH_n31_k16", "neural_bp", overrides=tiny, log=lambda _: None)
     document = json.loads(open(summary["stages"]["evaluate"]["outputs"]["ber_table"]).read())
     assert document["stop_rule"] == "paper" and document["baselines"] == ["hard decision", "bp L=5", "bp L=50",

@@ -30,10 +30,10 @@ from eccflow.track.study import (
     write_best_overrides,
     write_pareto_front,
 )
+from conftest import shrunk
 
 CODE = "BCH_n15_k7"
-TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=2", "data.batch_size=64", "data.val_frames=200",
-        "stages.train.study.eval.max_frames=1000", "stages.train.study.eval.batch_size=1000"]
+TINY = shrunk("data.batch_size=64", "stages.train.study.eval.max_frames=1000", "stages.train.study.eval.batch_size=1000")
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,11 @@ from eccflow.errors import ConfigError
 from eccflow.lit import read_checkpoint
 from eccflow.lit.base import cached_frame_errors
 from eccflow.train import check_trainer, fit
+from conftest import shrunk
 
 CODE = "BCH_n15_k7"
-TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=6", "data.batch_size=32", "data.val_frames=200",
-        "data.val_ebn0_db=[4.0]", "decoder.layers=1", "decoder.d_model=16", "decoder.heads=4"]
+TINY = shrunk("data.batches_per_epoch=6", "data.val_ebn0_db=[4.0]", "decoder.layers=1", "decoder.d_model=16",
+              "decoder.heads=4")
 
 
 def _fit(tmp_path: Path, *overrides: str) -> dict[str, torch.Tensor]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from conftest import TINY_BACKBONE
+from conftest import TINY_BACKBONE, shrunk
 from eccflow.config import compose
 from eccflow.errors import ConfigError
 from eccflow.pipelines import run_pipeline
@@ -14,9 +14,7 @@ from eccflow.track import load_registered_decoder
 from eccflow.lit.base import normalized_validation_error
 from eccflow.train import optimizer_settings
 
-TINY = ["trainer.max_epochs=1", "data.batches_per_epoch=3", "data.batch_size=32", "data.val_frames=200",
-        "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=600", "stages.evaluate.batch_size=600",
-        "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
+TINY = shrunk("data.batches_per_epoch=3", "stages.evaluate.max_frames=600", "stages.evaluate.batch_size=600")
 ZEROSHOT_TINY = ["stages.evaluate:zeroshot.max_frames=600", "stages.evaluate:zeroshot.batch_size=600",
                  "stages.evaluate:zeroshot.ebn0_db=[5.0]"]
 
@@ -61,7 +59,7 @@ def test_universal_pretraining_validates_heldout_codes_zero_shot():
     universal = compose("BCH_n31_k16", "universal", "quick")
     mixture, heldout = universal["stages"]["pretrain"]["codes"], universal["stages"]["pretrain"]["heldout"]
     assert universal["stage_order"] == ["pretrain"] and len(heldout) >= 8 and not set(mixture) & set(heldout)
-    tiny = [o for o in TINY if not o.startswith(("stages.evaluate", "tracking"))]  # the pipeline has no evaluate stage
+    tiny = shrunk("data.batches_per_epoch=3", evaluate=False)  # the pipeline has no evaluate stage
     overrides = [*tiny, *TINY_BACKBONE, "stages.pretrain.codes=[BCH_n15_k7, POLAR_n16_k8]",
                  "stages.pretrain.heldout=[POLAR_n32_k16, bch_m4_t1]"]
     summary = run_pipeline("BCH_n31_k16", "universal", overrides=overrides, log=_quiet)

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from eccflow.cli import main
 from eccflow.config import compose
 from eccflow.errors import ConfigError
+from conftest import shrunk
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,10 +165,7 @@ def test_a_full_disk_is_one_line_and_leaves_the_store_consistent(isolated_mlflow
     def full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    tiny = ["trainer.max_epochs=1", "data.batches_per_epoch=2", "data.batch_size=32", "data.val_frames=200",
-            "data.val_ebn0_db=[5.0]", "stages.evaluate.max_frames=400", "stages.evaluate.batch_size=400",
-            "stages.evaluate.ebn0_db=[5.0]", "tracking.champion_metric=neg_ln_ber_5dB"]
-    arguments = ["pipeline", "--code", "BCH_n15_k7", *(a for o in tiny for a in ("--override", o))]
+    arguments = ["pipeline", "--code", "BCH_n15_k7", *(a for o in shrunk() for a in ("--override", o))]
     written = runner.atomic_write_text
     monkeypatch.setattr(runner, "atomic_write_text", full)
     assert main(arguments) == 2
