@@ -37,7 +37,7 @@ from eccflow.config import compose
 from eccflow.train import fit, optimizer_settings
 from transformer_training import finish_panels, learning_curve  # benchmarks/, beside this script
 
-MODEL = ["decoder.layers=2", "decoder.d_model=32", "decoder.heads=8"]
+MODEL = ["decoder.size=small"]  # ECCT N=2 d=32 (eccflow/conf/sizes.yaml)
 
 
 def schedule_overrides(batch: int, words: int, points: int, val_frames: int) -> list[str]:

@@ -23,12 +23,12 @@ import torch
 from eccflow.eval.timing import alternating_medians
 from eccflow.codes import get_code
 from eccflow.compress.fisher import apply_mask, derive_mask
+from eccflow.config import decoder_preset
 from eccflow.decoders.flops import flops_per_frame
 from eccflow.decoders.transformer import TransformerDecoder
 from eccflow.lit import load_decoder
 
-PRESETS = {"FECCT N=2 d=32": dict(layers=2, d_model=32, heads=8, embedding="type", bias="distance", output="shared"),
-           "FECCT N=6 d=128": dict(layers=6, d_model=128, heads=8, embedding="type", bias="distance", output="shared")}
+PRESETS = {f"FECCT N={p['layers']} d={p['d_model']}": p for p in (decoder_preset("fecct", size) for size in ("small", "paper"))}
 
 
 def main() -> None:

@@ -9,24 +9,14 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
-import time
 from pathlib import Path
 
 from eccflow.codes import get_code
+from eccflow.eval.timing import alternating_medians
 from eccflow.codes.spectra import laplacian_eigenpairs, spectral_signature
 
 CODES = ["BCH_n63_k45", "LDPC_n121_k60", "nr5g_bg2_z20", "nr5g_bg2_z52", "nr5g_bg1_z48"]
 
-
-def median_seconds(fn, repeats: int = 5) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -45,8 +35,8 @@ def main() -> None:
     for name in CODES:
         code = get_code(name)
         signature = spectral_signature(code)
-        sig_ms = 1e3 * median_seconds(lambda: spectral_signature(code))
-        lap_ms = 1e3 * median_seconds(lambda: laplacian_eigenpairs(code, 16, normalized=True))
+        sig_ms = 1e3 * alternating_medians([lambda: spectral_signature(code)], 5)[0]
+        lap_ms = 1e3 * alternating_medians([lambda: laplacian_eigenpairs(code, 16, normalized=True)], 5)[0]
         lines.append(f"| {code.name} | {code.n} | {code.num_checks} | {code.num_edges} | "
                      f"{signature[0]:.4f}, {signature[1]:.4f} | {sig_ms:.1f} | {lap_ms:.1f} |")
     text = "\n".join(lines) + "\n"

@@ -34,26 +34,25 @@ import torch
 
 from eccflow.eval.timing import steps_per_second
 from eccflow.codes import get_code
-from eccflow.config import compose
+from eccflow.config import compose, decoder_preset
 from eccflow.data import DeviceSampler, EbN0Sampler
 from eccflow.train import build_lit_module, fit
 from eccflow.lit.base import ADAM_OPTIONS
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "peers" / "ecct-reference"
-SIZES = {"N2_d32": (2, 32), "N6_d128": (6, 128)}
+SIZES = {"N2_d32": "small", "N6_d128": "paper"}  # row label -> eccflow/conf/sizes.yaml
 CODES = ["BCH_n31_k16", "BCH_n63_k45", "LDPC_n121_k60"]
 
 
-def ecct_config(code: str, layers: int, d_model: int, batch: int, extra: tuple[str, ...] = ()) -> dict:
-    return compose(code, "ecct", "quick", [f"decoder.layers={layers}", f"decoder.d_model={d_model}", "decoder.heads=8",
-                                           f"data.batch_size={batch}", "data.train_ebn0_db=[2.0,3.0,4.0,5.0,6.0,7.0]",
+def ecct_config(code: str, size: str, batch: int, extra: tuple[str, ...] = ()) -> dict:
+    return compose(code, "ecct", "quick", [f"decoder.size={size}", f"data.batch_size={batch}", "data.train_ebn0_db=[2.0,3.0,4.0,5.0,6.0,7.0]",
                                            *extra])
 
 
-def eccflow_step(code_name: str, layers: int, d_model: int, batch: int, compile_backend: str | None = None):
+def eccflow_step(code_name: str, size: str, batch: int, compile_backend: str | None = None):
     """A closure running one bare training step of eccflow's ECCT, and the lit module."""
     code = get_code(code_name)
-    config = ecct_config(code_name, layers, d_model, batch)
+    config = ecct_config(code_name, size, batch)
     lit = build_lit_module(code, config)
     if compile_backend:
         lit.compile_network(compile_backend)
@@ -74,7 +73,7 @@ def eccflow_step(code_name: str, layers: int, d_model: int, batch: int, compile_
     return step, lit
 
 
-def reference_step(code_name: str, layers: int, d_model: int, batch: int, steps: int = 20):
+def reference_step(code_name: str, size: str, batch: int, steps: int = 20):
     """A closure running ``steps`` steps of the reference's own ``train()`` loop; returns (closure, steps)."""
     if str(REFERENCE) not in sys.path:
         sys.path.insert(0, str(REFERENCE))
@@ -86,7 +85,9 @@ def reference_step(code_name: str, layers: int, d_model: int, batch: int, steps:
     ref_code = SimpleNamespace(n=code.n, k=code.k, code_type=code.family,
                                generator_matrix=torch.from_numpy(code.G.copy()).transpose(0, 1).long(),
                                pc_matrix=torch.from_numpy(code.H.copy()).long())
-    model = ECC_Transformer(SimpleNamespace(code=ref_code, h=8, d_model=d_model, N_dec=layers))
+    preset = decoder_preset("ecct", size)
+    model = ECC_Transformer(SimpleNamespace(code=ref_code, h=preset["heads"], d_model=preset["d_model"],
+                                            N_dec=preset["layers"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     sigmas = [Main.EbN0_to_std(e, code.k / code.n) for e in range(2, 8)]
     loader = torch.utils.data.DataLoader(Main.ECC_Dataset(ref_code, sigmas, len=batch * steps, zero_cw=True),
@@ -100,16 +101,15 @@ def reference_step(code_name: str, layers: int, d_model: int, batch: int, steps:
 
 def ratio_row(code: str, size: str, batch: int, threads: int, seconds: float, repeats: int,
               max_step_seconds: float) -> dict:
-    layers, d_model = SIZES[size]
     torch.set_num_threads(threads)
-    ours, _ = eccflow_step(code, layers, d_model, batch)
+    ours, _ = eccflow_step(code, SIZES[size], batch)
     start = time.perf_counter()
     ours()
     first = time.perf_counter() - start
     row = {"code": code, "size": size, "batch": batch, "threads": threads}
     if first > max_step_seconds:  # the reference is slower still: the row would take many minutes
         return {**row, "skipped": f"one eccflow step takes {first:.1f} s > --max-step-seconds {max_step_seconds}"}
-    ref, ref_steps = reference_step(code, layers, d_model, batch, steps=max(2, int(20 * 128 / batch)))
+    ref, ref_steps = reference_step(code, SIZES[size], batch, steps=max(2, int(20 * 128 / batch)))
     best_ours, best_ref = 0.0, 0.0
     for _ in range(repeats):  # alternate, keep the best of each (the least disturbed by other load)
         best_ours = max(best_ours, steps_per_second(ours, seconds))
@@ -128,13 +128,13 @@ def stage_rows(seconds: float, repeats: int) -> list[dict]:
     # in this process (eccflow.host_memory), which would also speed up anything timed after it
     references = {}
     for batch, _ in shapes:
-        ref, ref_steps = reference_step("BCH_n31_k16", 2, 32, batch, steps=max(3, int(20 * 128 / batch)))
+        ref, ref_steps = reference_step("BCH_n31_k16", "small", batch, steps=max(3, int(20 * 128 / batch)))
         references[batch] = max(ref_steps * steps_per_second(ref, seconds) for _ in range(repeats))
     for batch, steps in shapes:
         code = get_code("BCH_n31_k16")
-        config = ecct_config(code.name, 2, 32, batch, ("trainer.max_epochs=2", f"data.batches_per_epoch={steps}",
+        config = ecct_config(code.name, "small", batch, ("trainer.max_epochs=2", f"data.batches_per_epoch={steps}",
                                                        "data.val_frames=2000"))
-        no_val = ecct_config(code.name, 2, 32, batch, ("trainer.max_epochs=1", f"data.batches_per_epoch={steps}",
+        no_val = ecct_config(code.name, "small", batch, ("trainer.max_epochs=1", f"data.batches_per_epoch={steps}",
                                                        "data.val_frames=1", "data.val_ebn0_db=[4.0]"))
         stage, lightning = 0.0, 0.0
         for _ in range(repeats):
@@ -144,7 +144,7 @@ def stage_rows(seconds: float, repeats: int) -> list[dict]:
             with tempfile.TemporaryDirectory() as tmp:
                 _, metrics = fit(code, no_val, Path(tmp), progress=False)
                 lightning = max(lightning, steps / metrics["train_seconds"])
-        ours, _ = eccflow_step(code.name, 2, 32, batch)
+        ours, _ = eccflow_step(code.name, "small", batch)
         bare, reference = max(steps_per_second(ours, seconds) for _ in range(repeats)), references[batch]
         rows.append({"batch": batch, "stage_steps_s": stage, "lightning_no_val_steps_s": lightning,
                      "bare_steps_s": bare, "reference_steps_s": reference, "stage_ratio": stage / reference,
@@ -156,9 +156,9 @@ def compile_row(seconds: float, repeats: int) -> dict:
     """Inductor-compiled against eager steps, BCH(31,16) N=2 d=32, batch 128, one thread."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    eager, eager_lit = eccflow_step("BCH_n31_k16", 2, 32, 128)
+    eager, eager_lit = eccflow_step("BCH_n31_k16", "small", 128)
     torch.manual_seed(0)
-    compiled, compiled_lit = eccflow_step("BCH_n31_k16", 2, 32, 128, compile_backend="inductor")
+    compiled, compiled_lit = eccflow_step("BCH_n31_k16", "small", 128, compile_backend="inductor")
     llr = DeviceSampler(get_code("BCH_n31_k16"), EbN0Sampler.from_config(4.0), 512, "zero", 1).draw(
         0, 0, 0, torch.device("cpu"))["llr"]
     start = time.perf_counter()
@@ -189,7 +189,7 @@ def attention_row(seconds: float, repeats: int) -> dict:
     torch.set_num_threads(1)
     code = get_code("BCH_n31_k16")
     distance = torch.as_tensor(tanner_distances(code, 2))
-    attention = TransformerDecoder(code, {"layers": 1, "d_model": 32, "heads": 8}).blocks[0].attention
+    attention = TransformerDecoder(code, {**decoder_preset("ecct", "small"), "layers": 1}).blocks[0].attention
     bias = attention.score_bias(distance)
     tokens = code.n + code.num_checks
     q, k, v = (torch.randn(128, 8, tokens, 4, requires_grad=True) for _ in range(3))
@@ -217,7 +217,7 @@ from eccflow.host_memory import keep_freed_memory
 torch.set_num_threads(1)
 if sys.argv[1] == "keep":
     keep_freed_memory()
-step, _ = eccflow_step("BCH_n31_k16", 2, 32, int(sys.argv[2]))
+step, _ = eccflow_step("BCH_n31_k16", "small", int(sys.argv[2]))
 for _ in range(5):
     step()
 steps = int(sys.argv[3])

@@ -17,30 +17,21 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from eccflow.codes import get_code
+from eccflow.eval.timing import alternating_medians
 from eccflow.codes.registry import shared_code_files
+from eccflow.config import decoder_preset
 from eccflow.decoders.flops import flops_per_frame
 from eccflow.decoders.transformer import TransformerDecoder
 
-FECCT_PAPER = dict(layers=6, d_model=128, heads=8, embedding="type", bias="distance", max_distance=2, output="shared")
-ECCT_SMALL = dict(layers=2, d_model=32, heads=8)
-ECCT_PAPER = dict(layers=6, d_model=128, heads=8)
+FECCT_PAPER = decoder_preset("fecct", "paper")
+ECCT_SMALL = decoder_preset("ecct", "small")
+ECCT_PAPER = decoder_preset("ecct", "paper")
 
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def sparsity_table(names: list[str]) -> list[str]:
@@ -77,8 +68,8 @@ def impl_table(names: list[str], max_batch: int, repeats: int) -> list[str]:
         with torch.inference_mode():
             x = model.embed(llr, model.graph)
             block, distance = model.blocks[0], model.graph.distance
-            dense = median_seconds(lambda: block(x, distance, "dense"), repeats)
-            sparse = median_seconds(lambda: block(x, distance, "sparse"), repeats)
+            dense, sparse = alternating_medians([lambda: block(x, distance, "dense"),
+                                                 lambda: block(x, distance, "sparse")], repeats)
         kept = model.graph.kept_fraction
         lines.append(f"| {code.name} | {distance.shape[0]} | {kept:.1%} | {batch} | {1e6 * dense / batch:.1f} | "
                      f"{1e6 * sparse / batch:.1f} | {dense / sparse:.2f} |")
@@ -96,7 +87,7 @@ def throughput_table(batch: int, repeats: int) -> list[str]:
             for impl in ("dense", "sparse"):
                 model = TransformerDecoder(code, {**arch, "impl": impl}).eval()
                 with torch.inference_mode():
-                    fps[impl] = batch / median_seconds(lambda: model(llr), repeats)
+                    fps[impl] = batch / alternating_medians([lambda: model(llr)], repeats)[0]
             lines.append(f"| {code.name} | {label} | {fps['dense']:,.0f} | {fps['sparse']:,.0f} | {fps['sparse'] / fps['dense']:.2f} |")
     return lines
 

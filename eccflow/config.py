@@ -316,6 +316,15 @@ def expand_size(decoder: dict[str, Any], family: str | None, where: str) -> dict
     return {**sizes[name][family], **rest}
 
 
+def decoder_preset(decoder: str, size: str | None = None) -> dict[str, Any]:
+    """The decoder block of ``conf/decoders/<decoder>.yaml``, at the named ``size`` of ``conf/sizes.yaml``
+    when given (else the file's own); what benchmarks build their models from."""
+    block = read_group("decoders", decoder)
+    if size is not None:
+        block = {**block, "size": size}
+    return expand_size(block, block.get("family"), f"decoder {decoder!r}")
+
+
 def _apply(cfg: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     """Strict merge of ``update`` into ``cfg``; its ``stages`` part by :func:`merge_stage_settings`, a
     ``decoder.size`` expanded in place (:func:`expand_size`)."""

@@ -137,6 +137,15 @@ def build_datamodule(code: Code, config: dict[str, Any], stage: str = "train") -
     return family.datamodule(code, config["decoder"], stream) if family.datamodule else AWGNDataModule(code, **stream)
 
 
+def lit_settings(codes: list[Code], config: dict[str, Any], stage: str, iterations: int | None = None,
+                 check_update: str = "sum-product") -> dict[str, Any]:
+    """The keyword arguments every stage's :class:`DecoderLitModule` takes: the stage's optimiser settings
+    and its NVE baseline, BP per code with ``iterations`` (default ``stages.<stage>.baseline_iterations``)."""
+    iterations = int(iterations if iterations is not None else config["stages"][stage]["baseline_iterations"])
+    baselines = {c.name: BeliefPropagationDecoder(c, iterations=iterations, check_update=check_update) for c in codes}
+    return {**optimizer_settings(config, stage), "baseline": baselines}
+
+
 def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | Path | None = None,
                      stage: str = "train") -> DecoderLitModule:
     """The family's LightningModule around a freshly built network (weights from ``init_checkpoint`` if given).
@@ -153,9 +162,7 @@ def build_lit_module(code: Code, config: dict[str, Any], init_checkpoint: str | 
         load_weights(net, init_checkpoint)
     heldout = [get_code(c).name for c in st.get("heldout") or ()] if st.get("codes") else []  # as val_keys name them
     codes = [get_code(c) for c in [*st["codes"], *heldout]] if st.get("codes") else [code]
-    baselines = {c.name: BeliefPropagationDecoder(c, iterations=int(dec.get("iterations", st["baseline_iterations"])),
-                                                  check_update=dec.get("check_update", "sum-product")) for c in codes}
-    common = dict(**optimizer_settings(config, stage), baseline=baselines,
+    common = dict(**lit_settings(codes, config, stage, dec.get("iterations"), dec.get("check_update", "sum-product")),
                   val_codes=[c.name for c in codes] if st.get("codes") else None, heldout_codes=heldout)
     family = get_family(dec["family"])
     if family.lightning is None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eccflow.config import CONF_DIR, compose
+from eccflow.config import CONF_DIR, compose, decoder_preset
 from eccflow.errors import ConfigError
 
 PIPELINES = sorted(p.stem for p in (CONF_DIR / "pipelines").glob("*.yaml"))
@@ -76,3 +76,11 @@ def test_transformer_sizes_are_picked_by_name_from_one_file():
         compose("BCH_n31_k16", "ecct", "quick", ["decoder.size=huge"])
     with pytest.raises(ConfigError, match="not to the neural_bp decoder"):
         compose("BCH_n31_k16", "neural_bp", "quick", ["decoder.size=paper"])
+
+
+def test_benchmark_models_are_decoder_files_at_a_named_size():
+    small = decoder_preset("fecct", "small")
+    assert (small["layers"], small["d_model"]) == (2, 32) and small["embedding"] == "type"  # the rest: fecct.yaml
+    assert decoder_preset("ecct", "paper") == compose("BCH_n31_k16", "ecct", "paper")["decoder"]
+    with pytest.raises(ConfigError, match="unknown decoder.size 'huge'"):
+        decoder_preset("aecct", "huge")

@@ -7,13 +7,12 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from eccflow.compress.qat import footprint, load_full_precision, sparsity_by_layer_type
 from eccflow.lit.families import build_network
-from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.lit import TransformerLitModule, read_checkpoint
 from eccflow.lit.checkpoint import net_state
 from eccflow.nn.ternary import SCALE_GRADS
 from eccflow.pipelines.runner import StageContext, StageResult, stage
-from eccflow.train import fit, optimizer_settings
+from eccflow.train import fit, lit_settings
 
 
 @stage("qat")
@@ -35,9 +34,7 @@ def qat(ctx: StageContext) -> StageResult:
         load_full_precision(net, net_state(ckpt))
     except ValueError as err:
         raise EccflowError(f"{ctx.inputs['checkpoint']}: {err}") from None
-    baseline = BeliefPropagationDecoder(ctx.code, iterations=int(st["baseline_iterations"]))
-    lit = TransformerLitModule(net, net_config, ctx.code.name, **optimizer_settings(ctx.config, ctx.name),
-                               baseline={ctx.code.name: baseline},
+    lit = TransformerLitModule(net, net_config, ctx.code.name, **lit_settings([ctx.code], ctx.config, ctx.name),
                                delta_lr=None if delta_lr is None else float(delta_lr))
     logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
     model, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit)

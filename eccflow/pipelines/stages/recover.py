@@ -12,13 +12,12 @@ import torch
 from lightning.pytorch.loggers import MLFlowLogger
 
 from eccflow.compress.lora import adapter_state, add_lora, merge_lora
-from eccflow.decoders.message_passing import BeliefPropagationDecoder
 from eccflow.errors import ConfigError
 from eccflow.lit import load_decoder, read_checkpoint, save_decoder
 from eccflow.lit.checkpoint import net_state
 from eccflow.lit.recovery import RecoveryLitModule
 from eccflow.pipelines.runner import StageContext, StageResult, stage
-from eccflow.train import fit, optimizer_settings
+from eccflow.train import fit, lit_settings
 
 
 @stage("recover")
@@ -35,9 +34,8 @@ def recover(ctx: StageContext) -> StageResult:
     teacher = load_decoder(teacher_path, code=ctx.code) if teacher_path and st["kd_lambda"] else None
     total = sum(p.numel() for p in net.parameters())
     adapters = add_lora(net, int(st["rank"]), float(st["alpha"])) if st["method"] == "lora" else []
-    baseline = BeliefPropagationDecoder(ctx.code, iterations=int(st["baseline_iterations"]))
     lit = RecoveryLitModule(net, net_config, ctx.code.name, teacher=teacher, kd_lambda=float(st["kd_lambda"]),
-                            **optimizer_settings(ctx.config, ctx.name), baseline={ctx.code.name: baseline})
+                            **lit_settings([ctx.code], ctx.config, ctx.name))
     logger = MLFlowLogger(tracking_uri=ctx.tracking_uri, run_id=ctx.run_id, log_model=False)
     best, metrics = fit(ctx.code, ctx.config, ctx.out_dir, logger=logger, stage=ctx.name, lit_module=lit)
     net.load_state_dict(net_state(read_checkpoint(best)))
