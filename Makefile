@@ -23,7 +23,7 @@ STORAGE ?=
 STUDY   ?=
 MULTI   ?=
 
-.PHONY: venv test eval pipeline study report bench bench-env clean
+.PHONY: venv test test-servers eval pipeline study report bench bench-env clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,7 +36,15 @@ venv: $(VENV)/.installed
 
 # One worker per core, one torch thread each (OMP_NUM_THREADS reaches the tests' subprocesses too).
 test: $(VENV)/.installed
-	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist worksteal
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q -n auto --dist worksteal -m "not servers"
+
+# Real servers: a throwaway PostgreSQL (Optuna + MLflow store), mlflow server, two study workers, model serving.
+$(VENV)/.servers: $(VENV)/.installed
+	$(PIP) install -q -e '.[dev,servers]'
+	touch $@
+
+test-servers: $(VENV)/.servers
+	$(PY) -m pytest -q -m servers
 
 # DECODER may list several specs (DECODER="bp:5 bp:50 osd:2"): decoded on the same words, paired differences.
 eval: $(VENV)/.installed

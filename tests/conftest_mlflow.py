@@ -1,4 +1,4 @@
-"""A real ``mlflow server`` for tests: SQLite backend and proxied artifacts in a temporary directory.
+"""A real ``mlflow server`` for tests: a SQLite (or given) backend and proxied artifacts in a temporary directory.
 
 The ``mlflow_server`` fixture in ``tests/conftest.py`` starts one per test session (its start costs seconds)
 and stops it when the session ends.
@@ -31,7 +31,7 @@ class MlflowServer:
     log: Path
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -45,7 +45,7 @@ def _healthy(url: str) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
     """SIGTERM the server's process group (gunicorn/uvicorn workers included), SIGKILL if it lingers."""
     for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
         try:
@@ -60,13 +60,14 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def running_mlflow_server(directory: Path) -> Iterator[MlflowServer]:
-    """Start ``mlflow server`` on a free 127.0.0.1 port with its data under ``directory``; stop it after."""
+def running_mlflow_server(directory: Path, backend_uri: str | None = None) -> Iterator[MlflowServer]:
+    """Start ``mlflow server`` on a free 127.0.0.1 port with its data under ``directory`` (its runs in
+    ``backend_uri``, default a SQLite file there); stop it after."""
     directory.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
+    port = free_port()
     server = MlflowServer(
         url=f"http://127.0.0.1:{port}",
-        backend_uri=f"sqlite:///{directory / 'mlflow.db'}",
+        backend_uri=backend_uri or f"sqlite:///{directory / 'mlflow.db'}",
         artifacts=directory / "artifacts",
         log=directory / "server.log",
     )
@@ -91,4 +92,4 @@ def running_mlflow_server(directory: Path) -> Iterator[MlflowServer]:
             time.sleep(0.25)
         yield server
     finally:
-        _stop(process)
+        stop(process)

@@ -252,7 +252,11 @@ def test_registry_aliases_and_round_trip(tmp_path: Path) -> None:
         assert type(loaded) is type(original) and not loaded.training
         assert torch.equal(loaded(llr).llr, original(llr).llr)
     pyfunc = mlflow.pyfunc.load_model(f"models:/{first.name}@champion")
-    assert np.array_equal(pyfunc.predict(llr.numpy()), better(llr).bits.numpy().astype(np.uint8))
+    predicted = pyfunc.predict(llr.numpy())
+    with torch.no_grad():
+        expected = better(llr)
+    assert np.array_equal(predicted["bits"], expected.bits.numpy().astype(np.uint8))
+    assert predicted["llr"].dtype == np.float32 and np.array_equal(predicted["llr"], expected.llr.numpy())
 
     with pytest.raises(ConfigError, match="no alias"):
         load_registered_decoder("NBP", "BCH_n63_k45", "production")
@@ -286,6 +290,8 @@ def test_a_registered_model_may_only_name_eccflows_own_loaders(tmp_path: Path) -
     assert not list(local.rglob("*.pkl")), "a registered decoder must not be a pickle"
     signature = mlflow.models.get_model_info(first.model_uri).signature
     assert tuple(signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == (-1, CODE_N)
+    outputs = {spec["name"]: spec["tensor-spec"] for spec in signature.outputs.to_dict()}
+    assert outputs == {"bits": {"dtype": "uint8", "shape": (-1, CODE_N)}, "llr": {"dtype": "float32", "shape": (-1, CODE_N)}}
 
 
 def test_a_fresh_python_loads_and_serves_the_champion(tmp_path: Path) -> None:
@@ -298,7 +304,7 @@ def test_a_fresh_python_loads_and_serves_the_champion(tmp_path: Path) -> None:
     np.save(tmp_path / "llr.npy", llr.numpy())
     script = ("import sys, numpy as np, mlflow.pyfunc\n"
               f"model = mlflow.pyfunc.load_model('models:/{first.name}@champion')\n"
-              f"np.save(sys.argv[1], model.predict(np.load(sys.argv[2])))\n")
+              f"np.save(sys.argv[1], model.predict(np.load(sys.argv[2]))['bits'])\n")
     subprocess.run([sys.executable, "-c", script, str(tmp_path / "bits.npy"), str(tmp_path / "llr.npy")], check=True,
                    env={**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri()}, cwd=tmp_path, timeout=300)
     assert np.array_equal(np.load(tmp_path / "bits.npy"), decoder(llr).bits.numpy().astype(np.uint8))

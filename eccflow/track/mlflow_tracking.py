@@ -38,6 +38,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.types import Schema, TensorSpec
 from torch import nn
 
+from eccflow.channels import hard_decision
 from eccflow.errors import ConfigError
 from eccflow.home import PACKAGE_DIR, store_dir
 from eccflow.track.stale import OWNER_TAG, owner
@@ -366,23 +367,27 @@ def _load_decoder(loader: str, checkpoint: Path) -> nn.Module:
 class CheckpointDecoderModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: a checkpoint artifact plus the loader recorded in the model config.
 
-    ``predict`` takes channel LLRs (B, n) (positive means bit 0) and returns hard decisions (B, n) uint8.
+    ``predict`` takes channel LLRs (B, n) (positive means bit 0) and returns ``{"bits": (B, n) uint8,
+    "llr": (B, n) float32}``: the hard decisions and the decoder's posterior LLRs (same sign convention).
     """
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         self.checkpoint_path = Path(context.artifacts[_CHECKPOINT_ARTIFACT])
         self.decoder = _load_decoder(context.model_config["loader"], self.checkpoint_path)
 
-    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: np.ndarray, params: dict | None = None) -> np.ndarray:
+    def predict(self, context: mlflow.pyfunc.PythonModelContext, model_input: np.ndarray,
+                params: dict | None = None) -> dict[str, np.ndarray]:
         llr = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
         if llr.ndim != 2:
             raise ConfigError(f"expected LLRs of shape (batch, n), got shape {tuple(llr.shape)}")
         with torch.no_grad():
             output = self.decoder(llr)
-        bits = (output < 0) if isinstance(output, torch.Tensor) else getattr(output, "bits", None)
-        if not isinstance(bits, torch.Tensor):
-            raise ConfigError(f"the decoder returned {type(output).__name__}: expected LLRs or an object with .bits")
-        return bits.to(torch.uint8).cpu().numpy()
+        posterior = output if isinstance(output, torch.Tensor) else getattr(output, "llr", None)
+        if not isinstance(posterior, torch.Tensor):
+            raise ConfigError(f"the decoder returned {type(output).__name__}: expected LLRs or an object with .llr")
+        bits = getattr(output, "bits", None)
+        bits = hard_decision(posterior) if bits is None else bits
+        return {"bits": bits.to(torch.uint8).cpu().numpy(), "llr": posterior.to(torch.float32).cpu().numpy()}
 
 
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
@@ -401,10 +406,12 @@ def load_checkpoint_length(checkpoint: Path) -> int | None:
 
 
 def decoder_signature(n: int | None) -> ModelSignature:
-    """Channel LLRs (B, n) float32 in (positive means bit 0), hard decisions (B, n) uint8 out."""
+    """Channel LLRs (B, n) float32 in (positive means bit 0); out, hard decisions ``bits`` (B, n) uint8 and
+    posterior ``llr`` (B, n) float32."""
     width = -1 if n is None else n
     return ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, width))]),
-                          outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, width))]))
+                          outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, width), "bits"),
+                                          TensorSpec(np.dtype(np.float32), (-1, width), "llr")]))
 
 
 def _pip_requirements() -> list[str]:
