@@ -124,7 +124,8 @@ def _on_servers(postgres, tmp_path: Path) -> None:
         try:
             from eccflow.track import load_registered_decoder
 
-            ours = load_registered_decoder("neural_bp", CODE, alias="champion")(torch.from_numpy(llr))
+            with torch.no_grad():
+                ours = load_registered_decoder("neural_bp", CODE, alias="champion")(torch.from_numpy(llr))
         finally:
             mlflow.set_tracking_uri(previous)
         assert bits.shape == (16, 15) and np.array_equal(bits, ours.bits.numpy().astype(np.uint8))
