@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,export]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -40,7 +40,7 @@ test: $(VENV)/.installed
 
 # Real servers: a throwaway PostgreSQL (Optuna + MLflow store), mlflow server, two study workers, model serving.
 $(VENV)/.servers: $(VENV)/.installed
-	$(PIP) install -q -e '.[dev,servers]'
+	$(PIP) install -q -e '.[dev,export,servers]'
 	touch $@
 
 test-servers: $(VENV)/.servers

@@ -1,4 +1,5 @@
-"""``eccflow`` command line: ``codes list``, ``codes show NAME``, ``eval ...``, ``backbone ...``, ``pipeline ...``, ``study ...``."""
+"""``eccflow`` command line: ``codes list``, ``codes show NAME``, ``eval ...``, ``backbone ...``, ``pipeline ...``,
+``study ...``, ``export ...``, ``doctor``, ``report``, ``sap-analysis``."""
 from __future__ import annotations
 
 import argparse
@@ -208,6 +209,19 @@ def _sap_analysis(args: argparse.Namespace) -> None:
             mlflow.log_artifact(str(path))
 
 
+def _export(args: argparse.Namespace) -> None:
+    from eccflow.config import check_ebn0
+    from eccflow.export import export_decoder, load_model
+    from eccflow.files import check_writable
+
+    check_ebn0("--ebn0", args.ebn0)
+    check_writable(args.out, "--out")
+    decoder, code = load_model(args.model)
+    report = export_decoder(decoder, code, args.format, args.out, frames=args.frames, ebn0_db=args.ebn0,
+                            repeats=args.repeats)
+    print("\n".join(report.lines()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="eccflow", description="Neural and classical channel decoders.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--multi-objective", action="store_true",
                     help="optimise stages.<stage>.study.multi_objectives (Pareto front; no pruning)")
     st.set_defaults(func=_study)
+
+    ex = sub.add_parser("export", help="a trained decoder as ONNX or TorchScript, checked against eager and timed")
+    ex.add_argument("--model", required=True, help="models:/NAME@ALIAS (or /VERSION), runs:/..., or a checkpoint path")
+    ex.add_argument("--format", required=True, choices=["onnx", "torchscript"])
+    ex.add_argument("--out", required=True, help="file to write (e.g. decoder.onnx)")
+    ex.add_argument("--frames", type=int, default=1000, help="channel words for the check and the timing")
+    ex.add_argument("--ebn0", type=float, default=4.0, help="Eb/N0 (dB) of those words")
+    ex.add_argument("--repeats", type=int, default=5, help="alternating timing runs (median)")
+    ex.set_defaults(func=_export)
 
     dr = sub.add_parser("doctor", help="end KILLED the runs a killed process left RUNNING (pipelines also do it at start)")
     dr.add_argument("--tracking-uri", default=None, help="MLflow store (default $MLFLOW_TRACKING_URI or mlruns/mlflow.db)")

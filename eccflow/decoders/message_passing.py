@@ -21,7 +21,6 @@ LLR convention: positive means bit 0.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from enum import Enum
 from typing import Callable
@@ -33,8 +32,6 @@ from eccflow.channels import hard_decision
 from eccflow.codes import Code
 from eccflow.decoders.base import DecoderOutput
 from eccflow.errors import ConfigError
-
-warnings.filterwarnings("ignore", message=r"index_reduce\(\) is in beta")
 
 
 class CheckUpdate(str, Enum):
@@ -99,7 +96,8 @@ class TannerGraph(nn.Module):
     def check_min(self, edge_values: torch.Tensor) -> torch.Tensor:
         """Minimum of (E, B) edge values per check -> (m, B) (+inf for a check without edges)."""
         out = edge_values.new_full((self.num_checks, edge_values.shape[1]), float("inf"))
-        return out.index_reduce(0, self.edge_check, edge_values, "amin", include_self=True)
+        index = self.edge_check[:, None].expand_as(edge_values)  # scatter_reduce: an ONNX ScatterElements(min)
+        return out.scatter_reduce(0, index, edge_values, "amin", include_self=True)
 
     def syndrome(self, bits_vm: torch.Tensor) -> torch.Tensor:
         """Syndrome (m, B) of hard decisions given variable-major (n, B)."""
@@ -107,10 +105,11 @@ class TannerGraph(nn.Module):
 
 
 def sign_parity(graph: TannerGraph, v2c: torch.Tensor) -> torch.Tensor:
-    """prod_{v' != v} sign(m_v'c) on every edge: the check's sign product times the edge's own sign."""
-    signs = torch.where(v2c < 0, -1.0, 1.0).to(v2c.dtype)
-    product = signs.new_ones(graph.num_checks, v2c.shape[1]).index_reduce(0, graph.edge_check, signs, "prod")
-    return product.index_select(0, graph.edge_check) * signs
+    """prod_{v' != v} sign(m_v'c) on every edge: the check's sign product times the edge's own sign. The
+    product of a check's signs is (-1)^(its count of negative messages), counted by a segment sum."""
+    negative = (v2c < 0).to(v2c.dtype)
+    product = 1.0 - 2.0 * torch.remainder(graph.check_sum(negative), 2.0)
+    return product.index_select(0, graph.edge_check) * (1.0 - 2.0 * negative)
 
 
 def sum_product_check_update(graph: TannerGraph, v2c: torch.Tensor) -> torch.Tensor:

@@ -207,9 +207,10 @@ class TransformerDecoder(nn.Module):
     def impl_for(self, graph: TokenGraph, llr: torch.Tensor) -> str:
         """The attention implementation for these inputs: the configured one, or for ``auto`` sparse on long
         sparse codes, else the fused CPU kernel where it applies (float32 on the CPU, no autocast, no
-        attention dropout, not inside ``torch.compile``), else dense."""
+        attention dropout, not inside ``torch.compile``, an export or a TorchScript trace: the kernel is an
+        opaque C call), else dense."""
         fusable = (llr.device.type == "cpu" and llr.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-                   and not torch.compiler.is_compiling())
+                   and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
         if self.config.impl == AttentionImpl.FUSED.value:
             if not fusable:
                 raise ConfigError("decoder.impl=fused runs on float32 CPU inputs outside torch.compile and autocast; "

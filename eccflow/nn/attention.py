@@ -88,7 +88,7 @@ class CodeAwareSelfAttention(nn.Module):
         within = (distance <= self.max_distance).unsqueeze(0).expand(self.heads, -1, -1)
         ring = self.head_ring.view(-1, 1, 1)
         on_ring = (distance == 0) | (distance.unsqueeze(0) == ring)
-        return torch.where(ring < 0, within, within & on_ring)
+        return within & (on_ring | (ring < 0))  # heads without a ring (-1) keep every pair within reach
 
     def score_bias(self, distance: torch.Tensor) -> torch.Tensor:
         """Additive bias g: (heads, N, N), -inf where a head may not attend."""

@@ -393,15 +393,27 @@ class CheckpointDecoderModel(mlflow.pyfunc.PythonModel):
 PYFUNC_CODE = Path(__file__).with_name("pyfunc_model.py")
 
 
-def load_checkpoint_length(checkpoint: Path) -> int | None:
-    """Code length n of a decoder checkpoint (for the signature), or ``None`` when it does not say."""
-    from eccflow.codes import get_code
+def _checkpoint_code(checkpoint: Path) -> str | None:
+    """The code a decoder checkpoint names, or ``None`` when it does not say."""
     from eccflow.errors import EccflowError
     from eccflow.lit.base import read_checkpoint
 
     try:
-        return get_code(read_checkpoint(checkpoint)["hyper_parameters"]["code"]).n
+        code = read_checkpoint(checkpoint)["hyper_parameters"]["code"]
     except (EccflowError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def load_checkpoint_length(checkpoint: Path) -> int | None:
+    """Code length n of a decoder checkpoint (for the signature), or ``None`` when it does not say."""
+    from eccflow.codes import get_code
+    from eccflow.errors import EccflowError
+
+    code = _checkpoint_code(checkpoint)
+    try:
+        return None if code is None else get_code(code).n
+    except EccflowError:
         return None
 
 
@@ -541,12 +553,22 @@ def load_registered_decoder(family: str, code: str, alias: str = CANDIDATE_ALIAS
         raise ConfigError(f"no registered model {name!r}") from None
     if alias not in aliases:
         raise ConfigError(f"{name!r} has no alias {alias!r}; it has {sorted(aliases)}")
+    return load_model_uri(f"models:/{name}/{aliases[alias]}")[0]
+
+
+def load_model_uri(model_uri: str) -> tuple[nn.Module, str | None]:
+    """The decoder (eval mode) of a model logged by :func:`register_checkpoint`, by its MLflow URI
+    (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/...``), built by its allow-listed loader, and
+    the name of the code its checkpoint was trained on (``None`` when it does not say)."""
     with tempfile.TemporaryDirectory(prefix="eccflow-model-") as scratch:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{aliases[alias]}", dst_path=scratch))
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=scratch))
+        except MlflowException as error:
+            raise ConfigError(f"{model_uri}: {error.message}") from None
         flavor = Model.load(str(local)).flavors.get("python_function", {})
         try:
             loader = flavor["config"]["loader"]
             relative = flavor["artifacts"][_CHECKPOINT_ARTIFACT]["path"]
         except (KeyError, TypeError):
-            raise ConfigError(f"{name} version {aliases[alias]} was not logged by register_checkpoint") from None
-        return _load_decoder(loader, local / relative)
+            raise ConfigError(f"{model_uri} was not logged by register_checkpoint") from None
+        return _load_decoder(loader, local / relative), _checkpoint_code(local / relative)
