@@ -74,7 +74,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install -q --upgrade pip
 	$(BENCH_VENV)/bin/pip install -q $(TORCH) sionna-no-rt==2.2.0 ldpc==2.4.1
-	$(BENCH_VENV)/bin/pip install -q -e '.[dev]'
+	$(BENCH_VENV)/bin/pip install -q -e '.[dev,export]'
 	touch $@
 
 bench-env: $(BENCH_VENV)/.installed
@@ -83,6 +83,7 @@ bench: $(BENCH_VENV)/.installed
 	$(BENCH_VENV)/bin/python benchmarks/bp_throughput.py --out benchmarks/results/bp_throughput.md
 	OMP_NUM_THREADS=1 $(BENCH_VENV)/bin/python benchmarks/training_throughput.py --sections stage \
 		--out benchmarks/results/training_throughput --seconds 3 --repeats 1
+	OMP_NUM_THREADS=1 $(BENCH_VENV)/bin/python benchmarks/export_families.py --out benchmarks/results/export.md
 
 # Paper-style tables from the MLflow store: REPORT_ARGS="--family ecct --code BCH_n31_k16 --select champion".
 REPORT_ARGS ?=

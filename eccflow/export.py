@@ -33,8 +33,8 @@ FORMATS = ("onnx", "torchscript")
 LLR_ATOL = 1e-4  # the smallest tolerance on posterior LLRs, for decoders whose float32 rounding is smaller still
 # How much farther than eccflow's own float32 decoder from float64 another runtime's float32 may land. Sum-product
 # in saturation (phi(x) = -ln tanh(x / 2) near x = 0) amplifies rounding, and ONNX Runtime's tanh is about ten
-# times less accurate than torch's near 1: measured 1.5x to 7.3x on BP with 5 and 20 iterations, BCH(31,16) and
-# LDPC(121,60), 3 to 6 dB (benchmarks/results/export.md); transformers land within 1e-6.
+# times less accurate than torch's near 1: measured up to 4.1x on BP with 5 and 20 iterations, BCH(31,16) and
+# LDPC(121,60), 3 to 6 dB (benchmarks/results/export.md), up to 7.3x over other seeds; transformers land within 1e-6.
 ROUNDING_FACTOR = 8.0
 ONNX_OPSET = 18  # ScatterElements with reduction="min" (the min-sum check rule)
 
