@@ -21,9 +21,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from eccflow.channels import hard_decision
 from eccflow.channels.words import bpsk_awgn_channel, draw_words
 from eccflow.codes import Code, get_code
+from eccflow.decoders.base import bits_and_llr
 from eccflow.decoders.window import ChainDecoder, WindowDecoder
 from eccflow.errors import ConfigError, EccflowError
 from eccflow.eval.timing import alternating_medians
@@ -51,9 +51,7 @@ class ExportedDecoder(nn.Module):
                 module.early_stop = False
 
     def forward(self, llr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output = self.decoder(llr)
-        posterior = output if isinstance(output, torch.Tensor) else output.llr
-        bits = output.bits if hasattr(output, "bits") else hard_decision(posterior)
+        bits, posterior = bits_and_llr(self.decoder(llr))
         return bits.to(torch.uint8), posterior.to(torch.float32)
 
 
@@ -116,8 +114,7 @@ def float32_error(module: ExportedDecoder, llr: torch.Tensor, eager_llr: torch.T
             output = wide(llr.double())
     except (RuntimeError, TypeError):  # a float32-only kernel
         return 0.0
-    posterior = output if isinstance(output, torch.Tensor) else output.llr
-    return float((eager_llr.double() - posterior).abs().max())
+    return float((eager_llr.double() - bits_and_llr(output)[1]).abs().max())
 
 
 def write_onnx(module: ExportedDecoder, example: torch.Tensor, out: Path) -> Callable[[torch.Tensor], tuple]:

@@ -71,13 +71,12 @@ def running_postgres(databases: tuple[str, ...]) -> Iterator[Postgres]:
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     folder = Path(tempfile.mkdtemp(prefix="eccflow-pg-"))  # not under pytest's root-only tmp folders
     try:
-        if os.geteuid() == 0:
-            owner = pwd.getpwnam(UNPRIVILEGED)
-            os.chown(folder, owner.pw_uid, owner.pw_gid)
         password_file = folder / "password"
         password_file.write_text(PASSWORD + "\n")
         if os.geteuid() == 0:
-            os.chown(password_file, owner.pw_uid, owner.pw_gid)
+            owner = pwd.getpwnam(UNPRIVILEGED)
+            for path in (folder, password_file):
+                os.chown(path, owner.pw_uid, owner.pw_gid)
         _run([initdb, "-D", str(folder / "data"), "-U", USER, f"--pwfile={password_file}", "--auth=scram-sha-256",
               "-E", "UTF8"], "initdb")
         port = free_port()

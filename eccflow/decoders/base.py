@@ -5,6 +5,9 @@ from dataclasses import dataclass
 
 import torch
 
+from eccflow.channels import hard_decision
+from eccflow.errors import ConfigError
+
 
 @dataclass
 class DecoderOutput:
@@ -24,3 +27,13 @@ class DecoderOutput:
     bits: torch.Tensor
     llr_per_iteration: torch.Tensor | None = None
     iterations: torch.Tensor | None = None
+
+
+def bits_and_llr(output: DecoderOutput | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hard decisions, posterior LLRs), each (B, n), of what a decoder returned: a :class:`DecoderOutput`,
+    or bare posterior LLRs (decided as ``llr < 0``)."""
+    llr = output if isinstance(output, torch.Tensor) else getattr(output, "llr", None)
+    if not isinstance(llr, torch.Tensor):
+        raise ConfigError(f"the decoder returned {type(output).__name__}: expected LLRs or an object with .llr")
+    bits = getattr(output, "bits", None)
+    return (hard_decision(llr) if bits is None else bits), llr

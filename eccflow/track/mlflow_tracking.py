@@ -38,7 +38,7 @@ from mlflow.models import Model, ModelSignature
 from mlflow.types import Schema, TensorSpec
 from torch import nn
 
-from eccflow.channels import hard_decision
+from eccflow.decoders.base import bits_and_llr
 from eccflow.errors import ConfigError
 from eccflow.home import PACKAGE_DIR, store_dir
 from eccflow.track.stale import OWNER_TAG, owner
@@ -381,12 +381,7 @@ class CheckpointDecoderModel(mlflow.pyfunc.PythonModel):
         if llr.ndim != 2:
             raise ConfigError(f"expected LLRs of shape (batch, n), got shape {tuple(llr.shape)}")
         with torch.no_grad():
-            output = self.decoder(llr)
-        posterior = output if isinstance(output, torch.Tensor) else getattr(output, "llr", None)
-        if not isinstance(posterior, torch.Tensor):
-            raise ConfigError(f"the decoder returned {type(output).__name__}: expected LLRs or an object with .llr")
-        bits = getattr(output, "bits", None)
-        bits = hard_decision(posterior) if bits is None else bits
+            bits, posterior = bits_and_llr(self.decoder(llr))
         return {"bits": bits.to(torch.uint8).cpu().numpy(), "llr": posterior.to(torch.float32).cpu().numpy()}
 
 
