@@ -154,10 +154,16 @@ def report(args: argparse.Namespace) -> None:
 
     from eccflow.track import configure_mlflow, get_or_create_experiment
 
-    records = sorted((json.loads(p.read_text()) for p in args.out.glob("*.json")), key=lambda r: (r["n"], r["code"]))
+    shipped = load_backbone().sha256
+    found = [json.loads(p.read_text()) for p in args.out.glob("*.json")]
+    records = sorted((r for r in found if r["backbone_sha256"] == shipped), key=lambda r: (r["n"], r["code"]))
     if not records:
-        raise ConfigError(f"no <code>.json in {args.out}: run the run command first")
+        raise ConfigError(f"no <code>.json in {args.out} measured on the shipped backbone (SHA-256 {shipped[:16]}...): "
+                          "run the run command first")
     text, tally = markdown(records)
+    stale = sorted(f"{r['code']} (step {r['backbone_steps']:,})" for r in found if r["backbone_sha256"] != shipped)
+    if stale:  # measured on an earlier shipped backbone: kept on disk until re-run, never mixed into the table
+        text += f"\nNot yet measured on this backbone (their files hold an earlier one): {', '.join(stale)}.\n"
     (args.out / "heldout.md").write_text(text)
     plot(records, args.out / "heldout.png")
     configure_mlflow()

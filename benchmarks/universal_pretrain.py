@@ -49,10 +49,11 @@ def read_run() -> dict:
     return json.loads(RUN_FILE.read_text())
 
 
-def environment(workdir: Path) -> dict[str, str]:
-    """The worktree's own package, MLflow store and stage cache; one thread (the machine has two cores)."""
+def environment(workdir: Path, threads: int = 1) -> dict[str, str]:
+    """The worktree's own package, MLflow store and stage cache; ``threads`` intra-op threads (one by default: the
+    machine has two cores, and the other one is for everything else)."""
     return {**os.environ, "PYTHONPATH": str(workdir), "ECCFLOW_CACHE_DIR": str(workdir / "mlruns" / "cache"),
-            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "OMP_NUM_THREADS": "1"}
+            "MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}", "OMP_NUM_THREADS": str(threads)}
 
 
 def ensure_worktree(workdir: Path, commit: str) -> None:
@@ -77,7 +78,7 @@ def running(workdir: Path) -> bool:
         return False
 
 
-def launch(run: dict, workdir: Path) -> None:
+def launch(run: dict, workdir: Path, threads: int = 1) -> None:
     if running(workdir):
         fail(f"the run is already going (pid {(workdir / 'pretrain.pid').read_text()}); stop it first to restart")
     ensure_worktree(workdir, run["commit"])
@@ -90,7 +91,7 @@ def launch(run: dict, workdir: Path) -> None:
     command = [sys.executable, "-m", "eccflow.cli", "pipeline", "--code", ANCHOR, "--pipeline", "universal",
                "--profile", run["profile"], *sum((["--override", o] for o in run["overrides"]), [])]
     log = open(workdir / "pretrain.log", "a")
-    process = subprocess.Popen(command, cwd=workdir, env=environment(workdir), stdout=log, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, cwd=workdir, env=environment(workdir, threads), stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     (workdir / "pretrain.pid").write_text(str(process.pid))
     print(f"running in the background: pid {process.pid}, log {workdir / 'pretrain.log'}")
@@ -252,7 +253,10 @@ def main() -> None:
     parser.add_argument("--profile", default="quick", help="start: the config profile")
     parser.add_argument("--override", action="append", default=[], help="start: config overrides (the run's budget)")
     parser.add_argument("--workdir", type=Path, default=REPO.parent / "eccflow-universal-run")
+    parser.add_argument("--threads", type=int, default=1, help="start, resume: intra-op threads of the training")
     args = parser.parse_args()
+    if args.threads < 1:
+        fail(f"--threads must be at least 1, got {args.threads}")
     if args.command == "start":
         if not args.commit:
             fail("start needs --commit REV (the run is pinned to it)")
@@ -268,9 +272,9 @@ def main() -> None:
                "command": "python " + " ".join(sys.argv)}
         RESULTS.mkdir(parents=True, exist_ok=True)
         RUN_FILE.write_text(json.dumps(run, indent=2) + "\n")
-        launch(run, args.workdir)
+        launch(run, args.workdir, args.threads)
     elif args.command == "resume":
-        launch(read_run(), args.workdir)
+        launch(read_run(), args.workdir, args.threads)
     elif args.command == "save":
         save(read_run(), args.workdir)
     elif args.command == "ship":
