@@ -229,28 +229,53 @@ class _StepClock(Callback):
 
 
 CALIBRATION_STEPS = 8  # the first two are warm-up, the median of the other step times counts
-VALIDATION_SHARE = 0.1  # of a time budget, kept for validation passes
+VALIDATION_SHARE = 0.25  # of a time budget, at most, for validation passes (fewer passes on long codes)
+OVERHEAD_SHARE = 0.05  # of a time budget, kept for trainer start-up, the stopping step and the checkpoint copy
+
+
+def budget_schedule(stage: str, budget_s: float, spent_s: float, step_s: float, val_pass_s: float, build_s: float,
+                    epochs: int) -> dict[str, float]:
+    """How a budget of ``budget_s`` seconds, ``spent_s`` of them already spent by calibration, divides into
+    validation passes (at most ``epochs``, at least one, together at most ``VALIDATION_SHARE`` of what is left),
+    training steps of ``step_s`` and ``OVERHEAD_SHARE`` of overhead; ``build_s`` is the one-off cost of the fixed
+    validation stream. ``max_time_s`` (Lightning's ``max_time``) stops training so that the pass after the stop fits."""
+    remaining = budget_s - spent_s
+    passes = min(epochs, max(1, int(VALIDATION_SHARE * remaining / val_pass_s)))
+    train_s = remaining - build_s - passes * val_pass_s - OVERHEAD_SHARE * budget_s
+    if train_s < step_s:
+        raise ConfigError(f"stages.{stage}.budget_s={budget_s:g} s leaves no time to train: the calibration took "
+                          f"{spent_s:.0f} s and one validation pass takes {val_pass_s:.0f} s "
+                          f"(lower data.val_frames or raise the budget)")
+    return {"budget_s": float(budget_s), "step_s": step_s, "val_pass_s": val_pass_s, "remaining_s": remaining,
+            "epochs": float(passes), "steps": float(int(train_s / step_s)),
+            "max_time_s": remaining - build_s - val_pass_s - OVERHEAD_SHARE * budget_s}
 
 
 def plan_budget(code: Code, config: dict[str, Any], stage: str, lit: DecoderLitModule, budget_s: float,
-                plan_file: Path) -> dict[str, float]:
-    """The training steps that fit ``budget_s`` seconds: a copy of ``lit`` trains ``CALIBRATION_STEPS`` steps on the
-    stage's own stream (no validation), the median step time sets the steps for 90% of what the calibration left of
-    the budget. The plan is kept in ``plan_file`` so a resumed run keeps its schedule."""
-    if plan_file.is_file():
-        return json.loads(plan_file.read_text())
+                epochs: int, plan_file: Path) -> dict[str, float]:
+    """The training steps and validation passes that fit ``budget_s`` seconds of wall clock.
+
+    A copy of ``lit`` trains ``CALIBRATION_STEPS`` steps on the stage's own stream (median step time) and
+    validates one batch per validation stream (time per validation batch, scaled to a whole pass);
+    :func:`budget_schedule` divides what is left. The plan is kept in ``plan_file`` so a resumed run keeps its schedule."""
+    if plan_file.is_file() and "max_time_s" in (stored := json.loads(plan_file.read_text())):
+        return stored  # a plan of an older planner (no validation timing) is made again
     start, clock, tr = time.perf_counter(), _StepClock(), config["trainer"]
-    probe = L.Trainer(max_steps=CALIBRATION_STEPS, limit_val_batches=0, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[clock],
-                      accelerator=tr["accelerator"], devices=1, precision=tr["precision"],
-                      gradient_clip_val=tr["gradient_clip_val"])
-    probe.fit(copy.deepcopy(lit), datamodule=build_datamodule(code, config, stage))
+    quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                 accelerator=tr["accelerator"], devices=1, precision=tr["precision"])
+    probe = L.Trainer(max_steps=CALIBRATION_STEPS, limit_val_batches=0, num_sanity_val_steps=0, callbacks=[clock],
+                      gradient_clip_val=tr["gradient_clip_val"], **quiet)
+    datamodule, model = build_datamodule(code, config, stage), copy.deepcopy(lit)
+    probe.fit(model, datamodule=datamodule)
     step_s = statistics.median(b - a for a, b in zip(clock.times[1:], clock.times[2:]))
-    remaining = budget_s - (time.perf_counter() - start)
-    if remaining <= 0:
-        raise ConfigError(f"stages.{stage}.budget_s={budget_s:g} s is spent by the step-time calibration alone")
-    plan = {"budget_s": float(budget_s), "step_s": step_s, "remaining_s": remaining,
-            "steps": float(max(1, int((1 - VALIDATION_SHARE) * remaining / step_s)))}
+    build = time.perf_counter()
+    loaders = datamodule.val_dataloader()
+    loaders = loaders if isinstance(loaders, list) else [loaders]
+    build_s, batches = time.perf_counter() - build, sum(len(loader) for loader in loaders)
+    timed = time.perf_counter()
+    L.Trainer(limit_val_batches=1, **quiet).validate(model, dataloaders=loaders, verbose=False)
+    val_pass_s = (time.perf_counter() - timed) / len(loaders) * batches
+    plan = budget_schedule(stage, budget_s, time.perf_counter() - start, step_s, val_pass_s, build_s, epochs)
     plan_file.parent.mkdir(parents=True, exist_ok=True)
     plan_file.write_text(json.dumps(plan, indent=2))
     return plan
@@ -312,7 +337,8 @@ def fit(
             raise ConfigError(f"stages.{stage}.budget_s must be a positive number of seconds, got {budget!r}")
         if datamodule is not None:
             raise ConfigError(f"stages.{stage}.budget_s plans the steps of the stage's own stream; this stage brings its own")
-        plan = plan_budget(code, config, stage, lit, float(budget), Path(out_dir) / "budget_plan.json")
+        plan = plan_budget(code, config, stage, lit, float(budget), epochs, Path(out_dir) / "budget_plan.json")
+        epochs = int(plan["epochs"])
         config = {**config, "data": {**config["data"], "batches_per_epoch": max(1, math.ceil(plan["steps"] / epochs))}}
     datamodule = datamodule if datamodule is not None else build_datamodule(code, config, stage)
     ckpt_dir = Path(out_dir) / "checkpoints"
@@ -324,7 +350,7 @@ def fit(
         val_check_interval=interval, check_val_every_n_epoch=None if interval else 1,
         accelerator=tr["accelerator"], devices=tr["devices"], num_nodes=tr["num_nodes"], strategy=tr["strategy"],
         max_epochs=epochs, max_steps=int(plan["steps"]) if plan else -1,
-        max_time=timedelta(seconds=plan["remaining_s"]) if plan else None, gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
+        max_time=timedelta(seconds=plan["max_time_s"]) if plan else None, gradient_clip_val=tr["gradient_clip_val"], precision=tr["precision"],
         logger=logger, callbacks=[checkpoint, LastCheckpoint(ckpt_dir, tr.get("checkpoint_every_n_steps")), *callbacks, *lines],
         default_root_dir=str(out_dir), reload_dataloaders_every_n_epochs=1, enable_progress_bar=bars,
         enable_model_summary=False,
@@ -343,7 +369,8 @@ def fit(
                "decoder_flops": float(flops_per_frame(lit.net, code.n)),
                "resumed_from_epoch": float(resumed_epoch)}
     if plan:
-        metrics.update(budget_steps=plan["steps"], budget_step_s=plan["step_s"], steps=float(trainer.global_step))
+        metrics.update(budget_steps=plan["steps"], budget_step_s=plan["step_s"], budget_val_pass_s=plan["val_pass_s"],
+                       budget_epochs=plan["epochs"], steps=float(trainer.global_step))
     if checkpoint.best_model_score is not None:
         metrics[f"best_{st['monitor'].replace('/', '_')}"] = float(checkpoint.best_model_score)
     return model, metrics

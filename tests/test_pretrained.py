@@ -153,17 +153,33 @@ def test_a_pipeline_whose_decoder_is_not_the_backbone_fails_before_any_work(tiny
 def test_a_budgeted_fine_tune_plans_its_steps_and_stops_at_the_budget(tmp_path, tiny_backbone):
     from eccflow.train import fit
 
-    config = compose("BCH_n15_k7", "fecct", "quick", [*TINY_BACKBONE, "stages.finetune.budget_s=6", "data.batch_size=32",
+    config = compose("BCH_n15_k7", "fecct", "quick", [*TINY_BACKBONE, "stages.finetune.budget_s=8", "data.batch_size=32",
                                                       "stages.finetune.max_epochs=2", "data.val_frames=200",
                                                       "data.val_ebn0_db=[5.0]"])
     _, metrics = fit(get_code("BCH_n15_k7"), config, tmp_path, stage="finetune", progress=False,
                      init_checkpoint=load_backbone(tiny_backbone).path)
     plan = json.loads((tmp_path / "budget_plan.json").read_text())
-    assert metrics["budget_steps"] == plan["steps"] >= 10 and 0 < metrics["steps"] <= plan["steps"]
-    assert metrics["train_seconds"] < 6 + 5  # Lightning's max_time stops it at what calibration left of the budget
+    assert metrics["budget_steps"] == plan["steps"] >= 10 and 0 < metrics["steps"] <= plan["steps"], plan
+    assert metrics["budget_epochs"] == plan["epochs"] in (1.0, 2.0) and plan["val_pass_s"] > 0
+    assert metrics["train_seconds"] < 8 + 5  # Lightning's max_time stops it at what calibration left of the budget
     with pytest.raises(EccflowError, match="budget_s must be a positive number of seconds"):
         fit(get_code("BCH_n15_k7"), compose("BCH_n15_k7", "fecct", "quick", [*TINY_BACKBONE, "stages.finetune.budget_s=-1"]),
             tmp_path / "bad", stage="finetune", progress=False)
+
+
+def test_a_budget_gives_long_codes_fewer_validation_passes_and_keeps_room_for_the_last():
+    from eccflow.train import OVERHEAD_SHARE, budget_schedule
+
+    # step and validation times measured on one thread: FECCT N=6 d=64 on POLAR(64,48) and on PEG(256,128)
+    short = budget_schedule("finetune", 300, 15, step_s=0.29, val_pass_s=2.7, build_s=0.3, epochs=4)
+    long = budget_schedule("finetune", 300, 30, step_s=5.9, val_pass_s=54, build_s=1.0, epochs=4)
+    assert short["epochs"] == 4 and long["epochs"] == 1
+    for plan, (spent, build) in ((short, (15, 0.3)), (long, (30, 1.0))):
+        planned = spent + build + plan["steps"] * plan["step_s"] + plan["epochs"] * plan["val_pass_s"]
+        assert planned <= (1 - OVERHEAD_SHARE) * 300 + 1e-9
+        assert plan["max_time_s"] + plan["val_pass_s"] + spent + build <= 300  # the pass after a stop still fits
+    with pytest.raises(EccflowError, match=r"budget_s=60 s leaves no time to train: .* one validation pass takes 54 s"):
+        budget_schedule("finetune", 60, 10, step_s=5.9, val_pass_s=54, build_s=1.0, epochs=4)
 
 
 def test_a_code_longer_than_the_backbone_takes_is_a_clear_error(monkeypatch, capsys):

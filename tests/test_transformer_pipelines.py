@@ -1,6 +1,8 @@
 """ECCT and FECCT pipelines end to end on tiny budgets: stages, registry, code-independent pretraining cache."""
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -167,6 +169,13 @@ def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path, tiny_backb
     experiments = [e.experiment_id for e in client.search_experiments()]
     children = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{summary['parent_run_id']}'")
     assert set(evals) <= {run.info.run_name for run in children}  # the four arms side by side in one parent run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import sap_arms  # the benchmark's table from this summary (frame errors and verdicts of every arm)
+
+    (tmp_path / "target_BCH_n31_k16.json").write_text(json.dumps(sap_arms.summarize("BCH_n31_k16", summary)))
+    table = sap_arms.report(tmp_path)
+    assert all(f"| {arm} | not run | " in table for arm in sap_arms.ARMS if arm not in ("random mask + LoRA", "mismatched mask + LoRA"))
+    assert "| osd order 2 | not run | " in table and "| BCH_n31_k16 | 5 | " in table  # SAP vs dedicated at 5 dB
 
 
 @pytest.mark.parametrize("profile", ["quick", "paper"])
