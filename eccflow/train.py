@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from torch.utils.data import DataLoader
 
 from eccflow.codes import Code, get_code
 from eccflow.data import AWGNDataModule, MultiCodeDataModule
@@ -229,8 +230,19 @@ class _StepClock(Callback):
 
 
 CALIBRATION_STEPS = 8  # the first two are warm-up, the median of the other step times counts
+CALIBRATION_VAL_FRAMES = 128  # per validation stream, timed and scaled to the whole pass
 VALIDATION_SHARE = 0.25  # of a time budget, at most, for validation passes (fewer passes on long codes)
 OVERHEAD_SHARE = 0.05  # of a time budget, kept for trainer start-up, the stopping step and the checkpoint copy
+
+
+def _frames(batch: dict[str, Any]) -> int:
+    """Frames in a batch: the leading size of its first tensor."""
+    return next(int(v.shape[0]) for v in batch.values() if torch.is_tensor(v) and v.dim() > 0)
+
+
+def _head(batch: dict[str, Any], frames: int) -> dict[str, Any]:
+    """The first ``frames`` frames of a batch (tensors sliced, per-batch fields such as a code name kept)."""
+    return {k: v[:frames] if torch.is_tensor(v) and v.dim() > 0 else v for k, v in batch.items()}
 
 
 def budget_schedule(stage: str, budget_s: float, spent_s: float, step_s: float, val_pass_s: float, build_s: float,
@@ -256,7 +268,7 @@ def plan_budget(code: Code, config: dict[str, Any], stage: str, lit: DecoderLitM
     """The training steps and validation passes that fit ``budget_s`` seconds of wall clock.
 
     A copy of ``lit`` trains ``CALIBRATION_STEPS`` steps on the stage's own stream (median step time) and
-    validates one batch per validation stream (time per validation batch, scaled to a whole pass);
+    validates the first ``CALIBRATION_VAL_FRAMES`` frames of each validation stream (scaled to a whole pass);
     :func:`budget_schedule` divides what is left. The plan is kept in ``plan_file`` so a resumed run keeps its schedule."""
     if plan_file.is_file() and "max_time_s" in (stored := json.loads(plan_file.read_text())):
         return stored  # a plan of an older planner (no validation timing) is made again
@@ -271,10 +283,11 @@ def plan_budget(code: Code, config: dict[str, Any], stage: str, lit: DecoderLitM
     build = time.perf_counter()
     loaders = datamodule.val_dataloader()
     loaders = loaders if isinstance(loaders, list) else [loaders]
-    build_s, batches = time.perf_counter() - build, sum(len(loader) for loader in loaders)
+    build_s, frames = time.perf_counter() - build, sum(_frames(batch) for loader in loaders for batch in loader)
+    heads = [[_head(next(iter(loader)), CALIBRATION_VAL_FRAMES)] for loader in loaders]
     timed = time.perf_counter()
-    L.Trainer(limit_val_batches=1, **quiet).validate(model, dataloaders=loaders, verbose=False)
-    val_pass_s = (time.perf_counter() - timed) / len(loaders) * batches
+    L.Trainer(**quiet).validate(model, dataloaders=[DataLoader(h, batch_size=None) for h in heads], verbose=False)
+    val_pass_s = (time.perf_counter() - timed) * frames / sum(_frames(h[0]) for h in heads)
     plan = budget_schedule(stage, budget_s, time.perf_counter() - start, step_s, val_pass_s, build_s, epochs)
     plan_file.parent.mkdir(parents=True, exist_ok=True)
     plan_file.write_text(json.dumps(plan, indent=2))
