@@ -252,15 +252,16 @@ def budget_schedule(stage: str, budget_s: float, spent_s: float, step_s: float, 
     training steps of ``step_s`` and ``OVERHEAD_SHARE`` of overhead; ``build_s`` is the one-off cost of the fixed
     validation stream. ``max_time_s`` (Lightning's ``max_time``) stops training so that the pass after the stop fits."""
     remaining = budget_s - spent_s
+    usable = remaining - build_s - OVERHEAD_SHARE * budget_s  # for training steps and validation passes
     passes = min(epochs, max(1, int(VALIDATION_SHARE * remaining / val_pass_s)))
-    train_s = remaining - build_s - passes * val_pass_s - OVERHEAD_SHARE * budget_s
+    train_s = usable - passes * val_pass_s
     if train_s < step_s:
         raise ConfigError(f"stages.{stage}.budget_s={budget_s:g} s leaves no time to train: the calibration took "
                           f"{spent_s:.0f} s and one validation pass takes {val_pass_s:.0f} s "
                           f"(lower data.val_frames or raise the budget)")
     return {"budget_s": float(budget_s), "step_s": step_s, "val_pass_s": val_pass_s, "remaining_s": remaining,
             "epochs": float(passes), "steps": float(int(train_s / step_s)),
-            "max_time_s": remaining - build_s - val_pass_s - OVERHEAD_SHARE * budget_s}
+            "max_time_s": usable - val_pass_s}
 
 
 def plan_budget(code: Code, config: dict[str, Any], stage: str, lit: DecoderLitModule, budget_s: float,
@@ -270,8 +271,9 @@ def plan_budget(code: Code, config: dict[str, Any], stage: str, lit: DecoderLitM
     A copy of ``lit`` trains ``CALIBRATION_STEPS`` steps on the stage's own stream (median step time) and
     validates the first ``CALIBRATION_VAL_FRAMES`` frames of each validation stream (scaled to a whole pass);
     :func:`budget_schedule` divides what is left. The plan is kept in ``plan_file`` so a resumed run keeps its schedule."""
+    # a stored plan without "max_time_s" comes from the planner that did not time validation: planned again
     if plan_file.is_file() and "max_time_s" in (stored := json.loads(plan_file.read_text())):
-        return stored  # a plan of an older planner (no validation timing) is made again
+        return stored
     start, clock, tr = time.perf_counter(), _StepClock(), config["trainer"]
     quiet = dict(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
                  accelerator=tr["accelerator"], devices=1, precision=tr["precision"])

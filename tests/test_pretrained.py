@@ -170,7 +170,8 @@ def test_a_budgeted_fine_tune_plans_its_steps_and_stops_at_the_budget(tmp_path, 
 def test_a_budget_gives_long_codes_fewer_validation_passes_and_keeps_room_for_the_last():
     from eccflow.train import OVERHEAD_SHARE, budget_schedule
 
-    # step and validation times measured on one thread: FECCT N=6 d=64 on POLAR(64,48) and on PEG(256,128)
+    # step and validation-pass times of the order measured on one thread for the shipped FECCT (N=4, d=64) on
+    # POLAR(64,48) and on PEG(256,128) (benchmarks/results/universal/finetune_budget.json)
     short = budget_schedule("finetune", 300, 15, step_s=0.29, val_pass_s=2.7, build_s=0.3, epochs=4)
     long = budget_schedule("finetune", 300, 30, step_s=5.9, val_pass_s=54, build_s=1.0, epochs=4)
     assert short["epochs"] == 4 and long["epochs"] == 1
