@@ -48,15 +48,14 @@ def _assert_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: 
     torch.testing.assert_close(_outputs(a), _outputs(b), atol=atol, rtol=0)
 
 
-def test_the_learning_curve_at_equal_steps_matches_the_committed_curve() -> None:
+def test_the_learning_curve_at_equal_steps_matches_the_committed_curve(monkeypatch: pytest.MonkeyPatch) -> None:
     """The short fit of benchmarks/committed_curve.py on the default path (batches drawn on the device) against
     the committed curve of the DataLoader path. Different words, so the curves differ by training and
     validation noise: across 4 runs (2 seeds x 2 paths) step-matched differences had a standard deviation of
     about 0.03, and the tolerance is 4 of those. The curve must also rise (learning, not a flat line)."""
     import json
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from committed_curve import learning_curve
 
     committed = json.loads((Path(__file__).with_name("data") / "ecct_curve_BCH_n31_k16.json").read_text())

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -152,7 +151,7 @@ def test_a_branch_must_start_after_an_earlier_stage():
 
 
 @pytest.mark.slow
-def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path, tiny_backbone):
+def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path, tiny_backbone, monkeypatch):
     evals = ("evaluate:unpruned", "evaluate:dedicated", "evaluate:sap_full", "evaluate:sap_lora")
     overrides = [*TINY, *backbone(tiny_backbone), f"stages.sap.library_dir={tmp_path / 'sap'}",
                  *(f"stages.{s}.calibration_{k}" for s in ("sap", "prune") for k in ("frames=64", "ebn0_db=[5.0]")),
@@ -169,7 +168,7 @@ def test_sap_arms_compare_four_recoveries_in_one_parent_run(tmp_path, tiny_backb
     experiments = [e.experiment_id for e in client.search_experiments()]
     children = client.search_runs(experiments, f"tags.mlflow.parentRunId = '{summary['parent_run_id']}'")
     assert set(evals) <= {run.info.run_name for run in children}  # the four arms side by side in one parent run
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import sap_arms  # the benchmark's table from this summary (frame errors and verdicts of every arm)
 
     (tmp_path / "target_BCH_n31_k16.json").write_text(json.dumps(sap_arms.summarize("BCH_n31_k16", summary)))
